@@ -1,0 +1,321 @@
+"""ExpertColorizer: wires segmentation, routing, experts and merging into one call.
+
+It holds no colour maths, routing rule or network code of its own (see ``color``,
+``segmentation``, ``experts`` and ``merge``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .color import lab_to_rgb_gamut
+from .experts import Expert
+from .hub import FORMAT_VERSION, default_model_dir, verify_manifest, write_manifest
+from .io import DecodedImage, ImageInput, decode_inputs, encode_output
+from .merge import MergeStrategy, blend, create_merge, upsample_ab
+from .modeling import read_json, write_json
+from .segmentation import RoutingTable, Segmenter, load_segmenter
+
+__all__ = ["ExpertColorizer", "ColorizationResult"]
+
+
+@dataclass
+class ColorizationResult:
+    """Everything one colorization produced, for inspection and galleries.
+
+    Maps are at working resolution ``(h, w)``; ``rgb`` is at the input's full resolution.
+
+    Attributes:
+        rgb: the colorized image, in the caller's type (PIL, ndarray or tensor).
+        L: working-resolution lightness ``(h, w)`` in ``[0, 100]``.
+        ab: merged chroma ``(2, h, w)``.
+        expert_ab: ``{expert: (2, h, w)}`` for every expert that ran.
+        weights: ``{expert: (h, w)}`` blend weights (all experts; they sum to 1 per pixel).
+        labels: ``(h, w)`` index of the most probable segmentation category.
+        categories: category names indexed by ``labels``.
+    """
+
+    rgb: Any
+    L: np.ndarray
+    ab: np.ndarray
+    expert_ab: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray]
+    labels: np.ndarray
+    categories: tuple[str, ...]
+    routing: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def expert_map(self) -> np.ndarray:
+        """``(h, w)`` index into ``list(weights)`` of the expert with the largest weight."""
+        return np.stack(list(self.weights.values())).argmax(0)
+
+
+class ExpertColorizer:
+    """Colorize grayscale photos with a team of domain experts routed by segmentation.
+
+    Args:
+        experts: the experts, as a sequence (named by their configs) or ``{name: expert}``.
+        segmenter: maps L to class probabilities.
+        routing: category -> expert table; default routes VOC person/bird/animals/rest.
+        merge: a :class:`~expertcolor.merge.MergeStrategy` or its name.
+        working_size: long side (pixels) at which the networks run; smaller images run as they are.
+        upsample: ``"guided"`` or ``"bilinear"`` upsampling of chroma to full resolution.
+        device: where the networks run (default: CUDA when available, else CPU).
+        batch_size: images per forward pass when colorizing lists.
+
+    Example:
+        >>> colorizer = ExpertColorizer.from_pretrained()          # doctest: +SKIP
+        >>> rgb = colorizer.colorize("old_photo.jpg")              # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        experts: Sequence[Expert] | Mapping[str, Expert],
+        segmenter: Segmenter,
+        routing: RoutingTable | None = None,
+        merge: MergeStrategy | str = "guided",
+        working_size: int = 256,
+        upsample: str = "guided",
+        device: str | torch.device | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        if isinstance(experts, Mapping):
+            named = dict(experts)
+        else:
+            named = {e.name: e for e in experts}
+        if not named:
+            raise ValueError("ExpertColorizer needs at least one expert")
+        for name, e in named.items():
+            if not isinstance(e, Expert):
+                raise TypeError(f"expert {name!r} is a {type(e).__name__}, not an Expert")
+        if not isinstance(segmenter, Segmenter):
+            raise TypeError(f"segmenter must be a Segmenter, got {type(segmenter).__name__}")
+        self.experts: dict[str, Expert] = named
+        self.segmenter = segmenter
+        self.routing = (routing or RoutingTable(categories=segmenter.categories)).with_experts(list(named))
+        if self.routing.categories != tuple(segmenter.categories):
+            raise ValueError("routing table categories differ from the segmenter's")
+        self.merge = create_merge(merge) if isinstance(merge, str) else merge
+        if int(working_size) < 32:
+            raise ValueError(f"working_size must be >= 32, got {working_size}")
+        self.working_size = int(working_size)
+        if upsample not in ("guided", "bilinear"):
+            raise ValueError(f"upsample must be 'guided' or 'bilinear', got {upsample!r}")
+        self.upsample = upsample
+        if int(batch_size) < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device) if device is not None else _default_device()
+        self.to(self.device)
+
+    # -- construction / persistence -------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None, **overrides: Any
+    ) -> ExpertColorizer:
+        """Load a model directory written by :meth:`save_pretrained`; no network access.
+
+        Args:
+            path: the directory; ``None`` loads the default weights embedded in the package.
+            device: where to run.
+            **overrides: constructor arguments that replace the saved ones (``merge``,
+                ``working_size``, ``upsample``, ``batch_size``).
+
+        Raises:
+            FileNotFoundError: if the directory (or the embedded default) does not exist.
+            ValueError: if files are inconsistent or corrupted.
+        """
+        directory = default_model_dir() if path is None else Path(path)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"model directory not found: {directory}")
+        cfg = read_json(directory / "config.json")
+        if cfg.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{directory}: unsupported format_version {cfg.get('format_version')!r}")
+        verify_manifest(directory)
+        segmenter = load_segmenter(directory / "segmenter")
+        names = cfg.get("experts") or sorted(p.name for p in (directory / "experts").iterdir() if p.is_dir())
+        experts = {n: Expert.from_pretrained(directory / "experts" / n) for n in names}
+        routing = RoutingTable.from_dict(cfg["routing"], segmenter.categories)
+        merge_cfg = dict(cfg.get("merge", {"name": "guided"}))
+        kwargs: dict[str, Any] = {
+            "merge": create_merge(merge_cfg.pop("name"), **merge_cfg),
+            "working_size": cfg.get("working_size", 256),
+            "upsample": cfg.get("upsample", "guided"),
+            "batch_size": cfg.get("batch_size", 8),
+        }
+        kwargs.update(overrides)
+        return cls(experts, segmenter, routing, device=device, **kwargs)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The JSON written to ``config.json``."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "working_size": self.working_size,
+            "upsample": self.upsample,
+            "batch_size": self.batch_size,
+            "merge": self.merge.to_dict(),
+            "routing": self.routing.to_dict(),
+            "experts": list(self.experts),
+            "segmenter": "segmenter",
+        }
+
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """Write the whole model (config, routing, segmenter, experts, manifest) to ``directory``.
+
+        Args:
+            directory: target folder; its ``experts/`` and ``segmenter/`` are replaced.
+            dtype: optional storage dtype for weights (``torch.float16`` halves the size).
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for sub in ("experts", "segmenter"):
+            if (directory / sub).exists():
+                shutil.rmtree(directory / sub)
+        self.segmenter.save_pretrained(directory / "segmenter", dtype=dtype)
+        for name, expert in self.experts.items():
+            expert.save_pretrained(directory / "experts" / name, dtype=dtype)
+        write_json(directory / "config.json", self.config_dict())
+        write_manifest(directory)
+        return directory
+
+    def add_expert(self, expert: Expert, classes: Iterable[str] | None = None) -> None:
+        """Add (or replace) an expert and route ``classes`` (default: ``expert.config.classes``) to it.
+
+        Raises:
+            ValueError: if a class is unknown to the segmenter.
+        """
+        classes = list(expert.config.classes if classes is None else classes)
+        self.experts[expert.name] = expert.to(self.device).eval()
+        routes = dict(self.routing.routes)
+        routes.update({c: expert.name for c in classes})
+        self.routing = RoutingTable(routes, self.routing.default, self.segmenter.categories, list(self.experts))
+
+    def to(self, device: str | torch.device) -> ExpertColorizer:
+        """Move every network to ``device``."""
+        self.device = torch.device(device)
+        self.segmenter.to(self.device).eval()
+        for e in self.experts.values():
+            e.to(self.device).eval()
+        return self
+
+    # -- inference --------------------------------------------------------------------------------
+    def working_shape(self, height: int, width: int) -> tuple[int, int]:
+        """Size at which the networks see an ``height x width`` photo (never upscaled)."""
+        scale = min(1.0, self.working_size / max(height, width))
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    @torch.inference_mode()
+    def colorize(self, images: ImageInput | list[ImageInput], return_details: bool = False, saturation: float = 1.0) -> Any:
+        """Colorize one image or a list of images.
+
+        Args:
+            images: a path, PIL image, ndarray ``(H, W)``/``(H, W, 3|4)``, tensor ``(B, 1|3, H, W)``,
+                or a list of these (batched by size). Colour input is reduced to L first.
+            return_details: return :class:`ColorizationResult` objects instead of bare images.
+            saturation: chroma multiplier applied before gamut mapping (1 = as predicted).
+
+        Returns:
+            The colorized image in the input's type (PIL for paths and PIL, ndarray for ndarrays,
+            ``(B, 3, H, W)`` tensor for tensors); a list for list inputs. With ``return_details``
+            a result (or a list of results; a tensor batch always gives a list).
+
+        Raises:
+            FileNotFoundError, ValueError, TypeError: for missing, unreadable or malformed inputs.
+        """
+        if saturation < 0:
+            raise ValueError(f"saturation must be >= 0, got {saturation}")
+        is_list = isinstance(images, (list, tuple))
+        items = list(images) if is_list else [images]
+        if is_list and not items:
+            return []
+        decoded: list[list[DecodedImage]] = [decode_inputs(x) for x in items]
+        flat = [d for group in decoded for d in group]
+        results = self._run(flat, return_details, saturation)
+        # Re-assemble: tensor inputs come back as one batch tensor per input.
+        out: list[Any] = []
+        i = 0
+        for item, group in zip(items, decoded):
+            res = results[i : i + len(group)]
+            i += len(group)
+            if isinstance(item, torch.Tensor):
+                out.append(res if return_details else torch.stack(res))
+            else:
+                out.append(res[0])
+        return out if is_list else out[0]
+
+    def _run(self, images: list[DecodedImage], details: bool, saturation: float) -> list[Any]:
+        results: list[Any] = [None] * len(images)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, d in enumerate(images):
+            by_shape.setdefault(self.working_shape(*d.L.shape[-2:]), []).append(i)
+        for shape, idx in by_shape.items():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start : start + self.batch_size]
+                fulls = [images[i].L.to(self.device) for i in chunk]
+                small = torch.cat([_resize(L, shape) for L in fulls])
+                out = self.predict_ab(small)
+                for j, i in enumerate(chunk):
+                    ab_small = out["ab"][j : j + 1] * saturation
+                    ab = upsample_ab(ab_small, small[j : j + 1], fulls[j], mode=self.upsample)
+                    rgb = lab_to_rgb_gamut(torch.cat([fulls[j], ab], dim=1))
+                    image = encode_output(rgb, images[i])
+                    results[i] = self._details(image, small[j], out, j) if details else image
+        return results
+
+    def predict_ab(self, L_small: torch.Tensor) -> dict[str, Any]:
+        """Run segmentation, routing, the experts that receive pixels, and the merge.
+
+        Args:
+            L_small: working-resolution lightness ``(B, 1, h, w)`` in ``[0, 100]``.
+
+        Returns:
+            ``{"ab": (B, 2, h, w), "weights": (B, E, h, w), "probs": (B, C, h, w),
+            "routing": (B, E, h, w), "expert_ab": {name: (B, 2, h, w)}}``.
+        """
+        probs = self.segmenter(L_small)
+        routed = self.routing(probs)
+        weights = self.merge(routed, L_small / 100.0)
+        names = list(self.routing.experts)
+        active = [e for e in range(len(names)) if bool((weights[:, e] > 0).any())]
+        expert_ab = {names[e]: self.experts[names[e]](L_small) for e in active}
+        stacked = torch.stack([expert_ab[names[e]] for e in active], dim=1)
+        ab = blend(stacked, weights[:, active])
+        return {"ab": ab, "weights": weights, "probs": probs, "routing": routed, "expert_ab": expert_ab}
+
+    def _details(self, image: Any, L_small: torch.Tensor, out: dict[str, Any], j: int) -> ColorizationResult:
+        names = list(self.routing.experts)
+        np_ = lambda t: t.float().cpu().numpy()  # noqa: E731
+        return ColorizationResult(
+            rgb=image,
+            L=np_(L_small[0]),
+            ab=np_(out["ab"][j]),
+            expert_ab={n: np_(a[j]) for n, a in out["expert_ab"].items()},
+            weights={n: np_(out["weights"][j, e]) for e, n in enumerate(names)},
+            labels=out["probs"][j].argmax(0).cpu().numpy().astype(np.int64),
+            categories=tuple(self.segmenter.categories),
+            routing={n: np_(out["routing"][j, e]) for e, n in enumerate(names)},
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ExpertColorizer(experts={list(self.experts)}, segmenter={type(self.segmenter).__name__}, "
+            f"merge={self.merge!r}, working_size={self.working_size}, device={self.device})"
+        )
+
+
+def _resize(L: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    if tuple(L.shape[-2:]) == shape:
+        return L
+    return F.interpolate(L, size=shape, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

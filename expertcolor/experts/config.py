@@ -1,0 +1,50 @@
+"""The frozen configuration saved beside every expert's weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """Describes one domain expert (a network L -> ab).
+
+    Attributes:
+        name: the expert's name, used by the routing table (e.g. ``"faces"``).
+        arch: segmentation_models_pytorch architecture (``"fpn"``, ``"unet"``, ``"unetplusplus"``...).
+        encoder: smp encoder name (e.g. ``"mobilenet_v2"``).
+        resolution: square training resolution in pixels; a hint for the working resolution.
+        classes: segmentation categories this expert owns (routing defaults).
+        head: ``"classification"`` (a distribution over quantised ab bins, decoded by annealed
+            mean; resists the grey/brown averaging of regression) or ``"regression"`` (ab directly).
+        temperature: annealed-mean temperature for the classification head (1 = mean,
+            towards 0 = mode: more colourful, less safe).
+        bin_grid: ab bin size for the classification head.
+        model_kwargs: extra keyword arguments for the smp architecture (decoder widths...).
+        provenance: free-form training record (dataset, command, date, metrics).
+    """
+
+    name: str
+    arch: str = "fpn"
+    encoder: str = "mobilenet_v2"
+    resolution: int = 128
+    classes: tuple[str, ...] = ()
+    head: str = "classification"
+    temperature: float = 0.38
+    bin_grid: float = 10.0
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError("ExpertConfig.name must be a non-empty string")
+        if not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"ExpertConfig.name {self.name!r} may hold only letters, digits, '_' and '-'")
+        if int(self.resolution) < 32:
+            raise ValueError(f"ExpertConfig.resolution must be >= 32, got {self.resolution}")
+        object.__setattr__(self, "classes", tuple(self.classes))
+        if self.head not in ("classification", "regression"):
+            raise ValueError(f"ExpertConfig.head must be 'classification' or 'regression', got {self.head!r}")
+        if not 0 < float(self.temperature) <= 1:
+            raise ValueError(f"ExpertConfig.temperature must be in (0, 1], got {self.temperature}")

@@ -1,0 +1,128 @@
+"""The model directory: what ``save_pretrained`` writes and ``from_pretrained`` reads.
+
+::
+
+    model_dir/
+      config.json            format version, working size, merge, upsampling, routing table
+      manifest.json          every weight file with its sha256 and size
+      segmenter/{config.json, model.safetensors}
+      experts/<name>/{config.json, model.safetensors}
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .modeling import read_json, sha256_file, write_json
+
+__all__ = [
+    "FORMAT_VERSION",
+    "default_model_dir",
+    "write_manifest",
+    "verify_manifest",
+    "add_expert_to_model_dir",
+    "WeightsNotFoundError",
+]
+
+FORMAT_VERSION = 1
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """No trained weights where they were looked for."""
+
+
+def default_model_dir() -> Path:
+    """The embedded default model directory inside the installed package.
+
+    Raises:
+        WeightsNotFoundError: if the package ships no trained weights.
+    """
+    path = Path(str(resources.files("expertcolor") / "pretrained" / "default"))
+    if not (path / "config.json").is_file():
+        raise WeightsNotFoundError(
+            "this installation of expertcolor has no embedded default weights. Train experts and a "
+            "segmenter with `expertcolor train-expert` / `expertcolor train-segmenter` (see README, "
+            "'Train your own expert') and load them with ExpertColorizer.from_pretrained('path/to/model_dir')."
+        )
+    return path
+
+
+def write_manifest(directory: str | os.PathLike) -> dict[str, Any]:
+    """Record the sha256 and size of every ``*.safetensors`` file below ``directory``."""
+    directory = Path(directory)
+    files = {
+        p.relative_to(directory).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
+        for p in sorted(directory.rglob("*.safetensors"))
+    }
+    manifest = {"format_version": FORMAT_VERSION, "files": files}
+    write_json(directory / "manifest.json", manifest)
+    return manifest
+
+
+def verify_manifest(directory: str | os.PathLike) -> None:
+    """Check every file listed in ``manifest.json`` (when present) against its size and sha256.
+
+    Raises:
+        ValueError: naming the first file that is missing or differs.
+    """
+    directory = Path(directory)
+    if not (directory / "manifest.json").is_file():
+        return
+    for rel, info in read_json(directory / "manifest.json").get("files", {}).items():
+        p = directory / rel
+        if not p.is_file():
+            raise ValueError(f"{directory}: weight file {rel} listed in manifest.json is missing")
+        if p.stat().st_size != info.get("size") or sha256_file(p) != info.get("sha256"):
+            raise ValueError(f"{directory}: {rel} does not match manifest.json (corrupted or replaced?)")
+
+
+def add_expert_to_model_dir(
+    model_dir: str | os.PathLike, expert_dir: str | os.PathLike, classes: list[str] | None = None
+) -> list[str]:
+    """Copy a trained expert into a model directory and route its classes to it.
+
+    After this, ``ExpertColorizer.from_pretrained(model_dir)`` uses the expert.
+
+    Args:
+        model_dir: a directory written by ``ExpertColorizer.save_pretrained``.
+        expert_dir: an expert directory (``config.json`` + ``model.safetensors``).
+        classes: segmentation categories to route to it; default: the expert config's ``classes``.
+
+    Returns:
+        The categories now routed to the expert.
+
+    Raises:
+        ValueError: if a class is unknown to the model's segmenter, or the expert has no classes.
+    """
+    import shutil
+
+    from .segmentation import RoutingTable
+
+    model_dir, expert_dir = Path(model_dir), Path(expert_dir)
+    cfg = read_json(model_dir / "config.json")
+    ecfg = read_json(expert_dir / "config.json")
+    if ecfg.get("type") != "expert":
+        raise ValueError(f"{expert_dir} does not hold an expert (type {ecfg.get('type')!r})")
+    name = ecfg["name"]
+    classes = list(ecfg.get("classes", []) if classes is None else classes)
+    if not classes:
+        raise ValueError(f"expert {name!r} owns no classes; pass the categories to route to it")
+    categories = read_json(model_dir / "segmenter" / "config.json")["categories"]
+    routing = cfg["routing"]
+    experts = list(dict.fromkeys([*cfg.get("experts", routing.get("experts", [])), name]))
+    routes = {**routing["routes"], **{c: name for c in classes}}
+    table = RoutingTable(routes, routing["default"], categories, experts)  # validates names
+    target = model_dir / "experts" / name
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for fname in ("config.json", "model.safetensors"):
+        shutil.copy2(expert_dir / fname, target / fname)
+    cfg["experts"] = experts
+    cfg["routing"] = table.to_dict()
+    write_json(model_dir / "config.json", cfg)
+    write_manifest(model_dir)
+    return classes

@@ -1,0 +1,31 @@
+"""Merging: per-expert soft weights from routing probabilities, and blending of ab maps."""
+
+from .filters import box_filter, guided_filter, guided_upsample
+from .strategies import (
+    FeatherMerge,
+    GuidedMerge,
+    HardMerge,
+    MergeStrategy,
+    SoftMerge,
+    blend,
+    create_merge,
+    list_merges,
+    normalize_weights,
+    upsample_ab,
+)
+
+__all__ = [
+    "MergeStrategy",
+    "HardMerge",
+    "SoftMerge",
+    "FeatherMerge",
+    "GuidedMerge",
+    "create_merge",
+    "list_merges",
+    "blend",
+    "upsample_ab",
+    "normalize_weights",
+    "box_filter",
+    "guided_filter",
+    "guided_upsample",
+]

@@ -1,0 +1,77 @@
+"""Edge-aware filters used to soften routing masks and to upsample chroma (He et al., guided filter)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["box_filter", "guided_filter", "guided_upsample"]
+
+
+def box_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a ``(2r+1) x (2r+1)`` window, edges replicated.
+
+    Args:
+        x: shape ``(B, C, H, W)``.
+        radius: window radius in pixels (0 returns ``x``).
+
+    Returns:
+        Filtered tensor of the same shape. Separable, so cost grows linearly with ``radius``.
+    """
+    if radius <= 0:
+        return x
+    k = 2 * radius + 1
+    x = F.pad(x, (radius, radius, 0, 0), mode="replicate")
+    x = F.avg_pool2d(x, (1, k), stride=1)
+    x = F.pad(x, (0, 0, radius, radius), mode="replicate")
+    return F.avg_pool2d(x, (k, 1), stride=1)
+
+
+def _coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    mean_i = box_filter(guide, radius)
+    mean_p = box_filter(src, radius)
+    cov_ip = box_filter(guide * src, radius) - mean_i * mean_p
+    var_i = box_filter(guide * guide, radius) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    return box_filter(a, radius), box_filter(b, radius)
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """Guided filter: smooths ``src`` while following the edges of ``guide``.
+
+    Args:
+        guide: guidance image, shape ``(B, 1, H, W)``, roughly in ``[0, 1]``.
+        src: image to filter, shape ``(B, C, H, W)``.
+        radius: window radius in pixels.
+        eps: regularisation; smaller follows guide edges more closely.
+
+    Returns:
+        Filtered ``src``, shape ``(B, C, H, W)``. The filter is linear in ``src``, and a
+        constant ``src`` comes back unchanged.
+    """
+    a, b = _coefficients(guide, src, radius, eps)
+    return a * guide + b
+
+
+def guided_upsample(
+    guide_small: torch.Tensor, src_small: torch.Tensor, guide_full: torch.Tensor, radius: int = 2, eps: float = 1e-3
+) -> torch.Tensor:
+    """Fast guided upsampling (He & Sun 2015): fit the linear model at low resolution and
+    apply it to the full-resolution guide, so upsampled chroma snaps to full-resolution edges.
+
+    Args:
+        guide_small: low-resolution guide, ``(B, 1, h, w)``.
+        src_small: low-resolution image to upsample, ``(B, C, h, w)``.
+        guide_full: full-resolution guide, ``(B, 1, H, W)``.
+        radius: window radius at low resolution.
+        eps: regularisation.
+
+    Returns:
+        Upsampled ``src``, shape ``(B, C, H, W)``.
+    """
+    a, b = _coefficients(guide_small, src_small, radius, eps)
+    size = guide_full.shape[-2:]
+    a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+    b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+    return a * guide_full + b

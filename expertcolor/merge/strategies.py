@@ -1,0 +1,198 @@
+"""Merge strategies: turn expert probabilities into blend weights, and blend the experts' ab.
+
+A strategy maps expert probabilities ``(B, E, h, w)`` (and the L image as a guide) to weights of
+the same shape that are non-negative and sum to 1 at every pixel. ``blend`` mixes the experts'
+ab with them. Nothing here knows what an expert or a class is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .filters import box_filter, guided_filter, guided_upsample
+
+__all__ = [
+    "MergeStrategy",
+    "HardMerge",
+    "SoftMerge",
+    "FeatherMerge",
+    "GuidedMerge",
+    "create_merge",
+    "list_merges",
+    "blend",
+    "upsample_ab",
+    "normalize_weights",
+]
+
+
+def _check(probs: torch.Tensor, guide: torch.Tensor) -> None:
+    if probs.dim() != 4:
+        raise ValueError(f"expert probabilities must have shape (B, E, h, w), got {tuple(probs.shape)}")
+    if guide.dim() != 4 or guide.shape[1] != 1 or guide.shape[-2:] != probs.shape[-2:] or guide.shape[0] != probs.shape[0]:
+        raise ValueError(f"guide must have shape ({probs.shape[0]}, 1, {probs.shape[2]}, {probs.shape[3]}), got {tuple(guide.shape)}")
+
+
+def one_hot_argmax(probs: torch.Tensor) -> torch.Tensor:
+    """Hard assignment: 1 for the most probable expert at each pixel, else 0."""
+    return F.one_hot(probs.argmax(dim=1), probs.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+
+
+def normalize_weights(w: torch.Tensor, min_weight: float = 0.0) -> torch.Tensor:
+    """Clamp to ``>= 0``, drop weights below ``min_weight``, and rescale to sum to 1 over dim 1.
+
+    Pixels where everything was dropped fall back to the largest original weight.
+    """
+    w = w.clamp_min(0)
+    if min_weight > 0:
+        w = torch.where(w >= min_weight, w, torch.zeros_like(w))
+    total = w.sum(dim=1, keepdim=True)
+    fallback = one_hot_argmax(w if min_weight <= 0 else w + 1e-12)
+    return torch.where(total > 0, w / total.clamp_min(1e-12), fallback)
+
+
+@dataclass(frozen=True)
+class MergeStrategy:
+    """Base class; subclasses implement :meth:`weights`. Instances are frozen configs."""
+
+    name = "base"
+
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        """Blend weights.
+
+        Args:
+            probs: expert probabilities, shape ``(B, E, h, w)``, summing to 1 over E.
+            guide: L scaled to ``[0, 1]``, shape ``(B, 1, h, w)``.
+
+        Returns:
+            Weights, shape ``(B, E, h, w)``, non-negative, summing to 1 over E.
+        """
+        raise NotImplementedError
+
+    def __call__(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        _check(probs, guide)
+        return self.weights(probs, guide)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"name": ..., **params}``."""
+        return {"name": self.name, **{k: getattr(self, k) for k in self.__dataclass_fields__}}
+
+
+@dataclass(frozen=True)
+class HardMerge(MergeStrategy):
+    """Every pixel takes the ab of its most probable expert (the baseline; seams are sharp)."""
+
+    name = "hard"
+
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        return one_hot_argmax(probs)
+
+
+@dataclass(frozen=True)
+class SoftMerge(MergeStrategy):
+    """Weights are the expert probabilities themselves (small ones dropped so idle experts skip)."""
+
+    name = "soft"
+    min_weight: float = 0.05
+
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        return normalize_weights(probs, self.min_weight)
+
+
+@dataclass(frozen=True)
+class FeatherMerge(MergeStrategy):
+    """Hard masks blurred over a band of ``width`` pixels centred on each boundary.
+
+    Two box passes of radius ``width/4`` (a tent of support ``width``): pixels farther than
+    ``width/2`` from every boundary keep the hard assignment exactly.
+    """
+
+    name = "feather"
+    width: int = 16
+
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        r = max(int(self.width) // 4, 0)
+        return normalize_weights(box_filter(box_filter(one_hot_argmax(probs), r), r))
+
+
+@dataclass(frozen=True)
+class GuidedMerge(MergeStrategy):
+    """Hard masks smoothed by a guided filter on L: transitions snap to the photo's own edges.
+
+    ``radius`` is the window radius (pixels at working resolution), ``eps`` the edge sensitivity
+    (guide in ``[0, 1]``).
+    """
+
+    name = "guided"
+    radius: int = 8
+    eps: float = 1e-3
+
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        return normalize_weights(guided_filter(guide, one_hot_argmax(probs), self.radius, self.eps), 1e-3)
+
+
+_MERGES: dict[str, type[MergeStrategy]] = {
+    cls.name: cls for cls in (HardMerge, SoftMerge, FeatherMerge, GuidedMerge)
+}
+
+
+def list_merges() -> list[str]:
+    """Names of the merge strategies."""
+    return sorted(_MERGES)
+
+
+def create_merge(name: str, **params: Any) -> MergeStrategy:
+    """Build a merge strategy by name.
+
+    Raises:
+        ValueError: for an unknown name or parameter.
+    """
+    if name not in _MERGES:
+        raise ValueError(f"unknown merge strategy {name!r}; choose from {list_merges()}")
+    try:
+        return _MERGES[name](**params)
+    except TypeError as e:
+        raise ValueError(f"bad parameters for merge {name!r}: {e}") from None
+
+
+def blend(ab: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted sum of the experts' chroma.
+
+    Args:
+        ab: per-expert ab, shape ``(B, E, 2, h, w)``.
+        weights: shape ``(B, E, h, w)``, summing to 1 over E.
+
+    Returns:
+        Merged ab, shape ``(B, 2, h, w)``.
+    """
+    if ab.dim() != 5 or ab.shape[2] != 2 or ab.shape[:2] != weights.shape[:2] or ab.shape[-2:] != weights.shape[-2:]:
+        raise ValueError(f"ab {tuple(ab.shape)} and weights {tuple(weights.shape)} do not match (B, E, 2, h, w) / (B, E, h, w)")
+    return (ab * weights.unsqueeze(2)).sum(dim=1)
+
+
+
+
+def upsample_ab(
+    ab_small: torch.Tensor, L_small: torch.Tensor, L_full: torch.Tensor, mode: str = "guided", radius: int = 2, eps: float = 1e-3
+) -> torch.Tensor:
+    """Bring chroma from working resolution to the photo's full resolution.
+
+    Args:
+        ab_small: ``(B, 2, h, w)``.
+        L_small: ``(B, 1, h, w)`` in ``[0, 100]``.
+        L_full: ``(B, 1, H, W)`` in ``[0, 100]``.
+        mode: ``"guided"`` (chroma edges follow full-resolution L) or ``"bilinear"``.
+
+    Returns:
+        ab, shape ``(B, 2, H, W)``.
+    """
+    if ab_small.shape[-2:] == L_full.shape[-2:]:
+        return ab_small
+    if mode == "bilinear":
+        return F.interpolate(ab_small, size=L_full.shape[-2:], mode="bilinear", align_corners=False)
+    if mode == "guided":
+        return guided_upsample(L_small / 100.0, ab_small, L_full / 100.0, radius, eps)
+    raise ValueError(f"unknown upsample mode {mode!r}; choose 'guided' or 'bilinear'")

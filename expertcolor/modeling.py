@@ -1,0 +1,256 @@
+"""Shared plumbing for every network in the package: config + safetensors directories.
+
+A pretrained directory holds ``config.json`` (a dataclass config, plus ``"type"``) and
+``model.safetensors``. Nothing here knows about experts or segmentation; both subclass
+:class:`PretrainedModel`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+__all__ = [
+    "PretrainedModel",
+    "atomic_write",
+    "write_json",
+    "read_json",
+    "sha256_file",
+    "load_weights",
+    "pad_to_multiple",
+    "load_encoder_weights",
+]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+T = TypeVar("T", bound="PretrainedModel")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Write a file atomically: ``write(tmp_path)`` then rename over ``path``.
+
+    A crash mid-write leaves the previous file intact instead of a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+
+    def _write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+
+    atomic_write(path, _write)
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON object, with an error that names the file when it is missing or broken."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {path.name} in {path.parent}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return data
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a state dict safely: safetensors, or a torch file with ``weights_only=True``.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if the file cannot be read as weights.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file named
+        raise ValueError(f"cannot read weights from {path}: {e}") from None
+    # Accept training checkpoints ({"model": state_dict, ...}) as well as plain state dicts.
+    for key in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} does not hold a state dict")
+    return obj
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad the last two dims up to a multiple (encoders downsample by 32).
+
+    Returns:
+        The padded tensor and the original ``(H, W)`` to crop back to.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike) -> None:
+    """Initialise an smp encoder from a local ImageNet checkpoint (torchvision layout).
+
+    Classifier keys are dropped; a 3-channel first conv is summed over RGB when the encoder
+    takes one channel (what smp does for its own pretrained weights).
+
+    Raises:
+        ValueError: if the checkpoint does not fit the encoder.
+    """
+    sd = {k: v for k, v in load_weights(path).items() if not k.startswith(("classifier.", "fc."))}
+    own = encoder.state_dict()
+    for k, v in list(sd.items()):
+        if k in own and v.dim() == 4 and own[k].dim() == 4 and v.shape[1] == 3 and own[k].shape[1] == 1:
+            sd[k] = v.sum(1, keepdim=True)
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} does not fit encoder {type(encoder).__name__}: "
+            f"{len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
+        )
+    bad = [k for k in own if own[k].shape != sd[k].shape]
+    if bad:
+        raise ValueError(f"{path}: shape mismatch for {bad[:3]}")
+    nn.Module.load_state_dict(encoder, sd, strict=True)
+
+
+class PretrainedModel(nn.Module):
+    """Base class: a module described by a frozen dataclass ``config``.
+
+    Subclasses set ``config_class`` and ``model_type`` and build their layers from the config
+    in ``__init__(config)``.
+    """
+
+    config_class: ClassVar[type]
+    model_type: ClassVar[str]
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}"
+            )
+        self.config = config
+
+    # -- serialization -------------------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        """The JSON form of the config, tagged with the model type."""
+        return {"type": self.model_type, **_to_jsonable(dataclasses.asdict(self.config))}
+
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``.
+
+        Args:
+            directory: target folder (created).
+            dtype: store floating point weights in this dtype (``torch.float16`` halves the size);
+                they are cast back to float32 on load.
+
+        Returns:
+            The directory path.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        sd = {}
+        for k, v in self.state_dict().items():
+            v = v.detach().cpu()
+            if dtype is not None and v.is_floating_point():
+                v = v.to(dtype)
+            sd[k] = v.contiguous()
+        atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(sd, tmp, metadata={"format": "pt"}))
+        write_json(directory / CONFIG_NAME, self.config_dict())
+        return directory
+
+    @classmethod
+    def config_from_dict(cls, data: Mapping[str, Any]) -> Any:
+        """Build the config dataclass from JSON, ignoring the ``type`` tag.
+
+        Raises:
+            ValueError: on unknown or missing fields.
+        """
+        data = dict(data)
+        data.pop("type", None)
+        names = {f.name for f in dataclasses.fields(cls.config_class)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.config_class.__name__} fields: {unknown}")
+        for f in dataclasses.fields(cls.config_class):
+            if f.name in data and isinstance(data[f.name], list):
+                data[f.name] = tuple(data[f.name])
+        try:
+            return cls.config_class(**data)
+        except TypeError as e:
+            raise ValueError(f"invalid {cls.config_class.__name__}: {e}") from None
+
+    @classmethod
+    def from_pretrained(cls: type[T], directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> T:
+        """Load a model written by :meth:`save_pretrained` (no network access).
+
+        Raises:
+            FileNotFoundError: if the directory or one of its files is missing.
+            ValueError: if the config or weights do not fit this class.
+        """
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"model directory not found: {directory}")
+        data = read_json(directory / CONFIG_NAME)
+        if data.get("type") != cls.model_type:
+            raise ValueError(f"{directory} holds a {data.get('type')!r} model, expected {cls.model_type!r}")
+        model = cls(cls.config_from_dict(data))
+        sd = load_weights(directory / WEIGHTS_NAME)
+        try:
+            model.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"weights in {directory} do not fit its config.json: {e}") from None
+        return model.to(map_location).eval()
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    return obj
