@@ -104,9 +104,7 @@ def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
     f = torch.stack([fx, fy, fz], dim=-3)
     xyz = torch.where(f > 0.2068966, f.pow(3), (f - 16.0 / 116.0) / 7.787) * _view_white(lab)
     lin = _matmul_channels(_RGB_FROM_XYZ, xyz)
-    rgb = torch.where(
-        lin > 0.0031308, 1.055 * lin.clamp_min(0.0031308).pow(1.0 / 2.4) - 0.055, 12.92 * lin
-    )
+    rgb = torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(0.0031308).pow(1.0 / 2.4) - 0.055, 12.92 * lin)
     return rgb.clamp(0.0, 1.0) if clip else rgb
 
 

@@ -213,7 +213,9 @@ class ExpertColorizer:
         return max(1, round(height * scale)), max(1, round(width * scale))
 
     @torch.inference_mode()
-    def colorize(self, images: ImageInput | list[ImageInput], return_details: bool = False, saturation: float = 1.0) -> Any:
+    def colorize(
+        self, images: ImageInput | list[ImageInput], return_details: bool = False, saturation: float = 1.0
+    ) -> Any:
         """Colorize one image or a list of images.
 
         Args:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from .color import rgb_to_l
 
 __all__ = ["ImageInput", "DecodedImage", "open_image", "decode_inputs", "encode_output"]
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 # Modes PIL can turn into RGB without losing meaning; 16/32-bit integer modes are scaled by hand.
 _GRAY_INT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}

@@ -116,14 +116,17 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 64) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pad the last two dims up to a multiple (encoders downsample by 32).
+
+    Sides are also padded to at least ``min_size``: the deepest features must hold more than one
+    value, or GroupNorm layers in decoders fail on tiny images.
 
     Returns:
         The padded tensor and the original ``(H, W)`` to crop back to.
     """
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = max((-h) % multiple, min_size - h), max((-w) % multiple, min_size - w)
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
@@ -171,9 +174,7 @@ class PretrainedModel(nn.Module):
     def __init__(self, config: Any) -> None:
         super().__init__()
         if not isinstance(config, self.config_class):
-            raise TypeError(
-                f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}"
-            )
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
 
     # -- serialization -------------------------------------------------------------------------

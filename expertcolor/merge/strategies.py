@@ -32,8 +32,15 @@ __all__ = [
 def _check(probs: torch.Tensor, guide: torch.Tensor) -> None:
     if probs.dim() != 4:
         raise ValueError(f"expert probabilities must have shape (B, E, h, w), got {tuple(probs.shape)}")
-    if guide.dim() != 4 or guide.shape[1] != 1 or guide.shape[-2:] != probs.shape[-2:] or guide.shape[0] != probs.shape[0]:
-        raise ValueError(f"guide must have shape ({probs.shape[0]}, 1, {probs.shape[2]}, {probs.shape[3]}), got {tuple(guide.shape)}")
+    if (
+        guide.dim() != 4
+        or guide.shape[1] != 1
+        or guide.shape[-2:] != probs.shape[-2:]
+        or guide.shape[0] != probs.shape[0]
+    ):
+        raise ValueError(
+            f"guide must have shape ({probs.shape[0]}, 1, {probs.shape[2]}, {probs.shape[3]}), got {tuple(guide.shape)}"
+        )
 
 
 def one_hot_argmax(probs: torch.Tensor) -> torch.Tensor:
@@ -134,9 +141,7 @@ class GuidedMerge(MergeStrategy):
         return normalize_weights(guided_filter(guide, one_hot_argmax(probs), self.radius, self.eps), 1e-3)
 
 
-_MERGES: dict[str, type[MergeStrategy]] = {
-    cls.name: cls for cls in (HardMerge, SoftMerge, FeatherMerge, GuidedMerge)
-}
+_MERGES: dict[str, type[MergeStrategy]] = {cls.name: cls for cls in (HardMerge, SoftMerge, FeatherMerge, GuidedMerge)}
 
 
 def list_merges() -> list[str]:
@@ -169,14 +174,19 @@ def blend(ab: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         Merged ab, shape ``(B, 2, h, w)``.
     """
     if ab.dim() != 5 or ab.shape[2] != 2 or ab.shape[:2] != weights.shape[:2] or ab.shape[-2:] != weights.shape[-2:]:
-        raise ValueError(f"ab {tuple(ab.shape)} and weights {tuple(weights.shape)} do not match (B, E, 2, h, w) / (B, E, h, w)")
+        raise ValueError(
+            f"ab {tuple(ab.shape)} and weights {tuple(weights.shape)} do not match (B, E, 2, h, w) / (B, E, h, w)"
+        )
     return (ab * weights.unsqueeze(2)).sum(dim=1)
 
 
-
-
 def upsample_ab(
-    ab_small: torch.Tensor, L_small: torch.Tensor, L_full: torch.Tensor, mode: str = "guided", radius: int = 2, eps: float = 1e-3
+    ab_small: torch.Tensor,
+    L_small: torch.Tensor,
+    L_full: torch.Tensor,
+    mode: str = "guided",
+    radius: int = 2,
+    eps: float = 1e-3,
 ) -> torch.Tensor:
     """Bring chroma from working resolution to the photo's full resolution.
 

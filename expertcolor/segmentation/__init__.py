@@ -2,10 +2,10 @@
 
 from .base import Segmenter
 from .categories import DEFAULT_EXPERT, DEFAULT_ROUTES, VOC_CATEGORIES
+from .io import load_segmenter
 from .routing import RoutingTable
 from .smp_segmenter import GraySegmenter, SegmenterConfig
 from .torchvision_segmenter import TORCHVISION_SEGMENTERS, TorchvisionSegmenter, TorchvisionSegmenterConfig
-from .io import load_segmenter
 
 __all__ = [
     "Segmenter",

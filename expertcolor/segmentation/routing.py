@@ -47,10 +47,14 @@ class RoutingTable:
             raise ValueError(f"duplicate expert names: {list(self.experts)}")
         unknown_cls = [c for c in routes if c not in self.categories]
         if unknown_cls:
-            raise ValueError(f"unknown categories {unknown_cls} in routing table; the segmenter knows {list(self.categories)}")
+            raise ValueError(
+                f"unknown categories {unknown_cls} in routing table; the segmenter knows {list(self.categories)}"
+            )
         unknown_exp = sorted({e for e in [*routes.values(), default] if e not in self.experts})
         if unknown_exp:
-            raise ValueError(f"routing table names experts {unknown_exp} that are not available; have {list(self.experts)}")
+            raise ValueError(
+                f"routing table names experts {unknown_exp} that are not available; have {list(self.experts)}"
+            )
         self.routes = routes
         self.default = default
 

@@ -52,7 +52,9 @@ class TorchvisionSegmenterConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "categories", tuple(self.categories))
         if self.model not in TORCHVISION_SEGMENTERS:
-            raise ValueError(f"unknown torchvision segmenter {self.model!r}; choose from {list(TORCHVISION_SEGMENTERS)}")
+            raise ValueError(
+                f"unknown torchvision segmenter {self.model!r}; choose from {list(TORCHVISION_SEGMENTERS)}"
+            )
 
 
 class TorchvisionSegmenter(PretrainedModel, Segmenter):
@@ -110,11 +112,12 @@ class TorchvisionSegmenter(PretrainedModel, Segmenter):
                         "pass weights=PATH or allow download=True"
                     )
                 try:
-                    torch.hub.load_state_dict_from_url(cls.official_weights_url(model), progress=True, weights_only=True)
+                    torch.hub.load_state_dict_from_url(
+                        cls.official_weights_url(model), progress=True, weights_only=True
+                    )
                 except Exception as e:  # noqa: BLE001 - network errors vary
                     raise FileNotFoundError(
-                        f"could not download weights for {model} ({e}); "
-                        f"put the file at {path} or pass weights=PATH"
+                        f"could not download weights for {model} ({e}); put the file at {path} or pass weights=PATH"
                     ) from None
             weights = path
         seg.load_official(weights)

@@ -1,0 +1,114 @@
+"""Merge invariants: weights sum to 1, hard = argmax, feather only near boundaries, guided follows L."""
+
+import pytest
+import torch
+
+from expertcolor.merge import (
+    blend,
+    box_filter,
+    create_merge,
+    guided_filter,
+    list_merges,
+    normalize_weights,
+    upsample_ab,
+)
+
+
+def two_regions(h=40, w=60, split=30):
+    """Expert 0 owns the left part, expert 1 the right; a third expert gets nothing."""
+    probs = torch.zeros(1, 3, h, w)
+    probs[:, 0, :, :split] = 0.8
+    probs[:, 1, :, :split] = 0.2
+    probs[:, 1, :, split:] = 0.7
+    probs[:, 0, :, split:] = 0.3
+    guide = torch.zeros(1, 1, h, w)
+    guide[..., split:] = 1.0  # an L edge exactly at the region boundary
+    return probs, guide
+
+
+@pytest.mark.parametrize("name", ["hard", "soft", "feather", "guided"])
+def test_weights_sum_to_one_and_are_non_negative(name):
+    torch.manual_seed(0)
+    probs = torch.rand(2, 4, 33, 47).softmax(1)
+    guide = torch.rand(2, 1, 33, 47)
+    w = create_merge(name)(probs, guide)
+    assert w.shape == probs.shape and (w >= 0).all()
+    assert torch.allclose(w.sum(1), torch.ones(2, 33, 47), atol=1e-5)
+
+
+def test_hard_is_argmax():
+    probs, guide = two_regions()
+    w = create_merge("hard")(probs, guide)
+    assert torch.equal(w.argmax(1), probs.argmax(1))
+    assert set(w.unique().tolist()) == {0.0, 1.0}
+
+
+def test_feather_changes_only_a_band():
+    probs, guide = two_regions(split=30)
+    hard = create_merge("hard")(probs, guide)
+    w = create_merge("feather", width=16)(probs, guide)
+    changed = (w - hard).abs().amax(dim=(0, 1, 2)) > 1e-6  # per column
+    cols = changed.nonzero().flatten()
+    assert cols.numel() > 0
+    assert cols.min() >= 30 - 8 and cols.max() < 30 + 8
+    assert w[0, 2].max() == 0  # an expert with no pixels stays at zero
+
+
+def test_guided_follows_edges_of_l():
+    probs, guide = two_regions(split=30)
+    # the routing boundary is 4 px off the L edge: guided weights snap towards the L edge
+    probs = torch.roll(probs, shifts=4, dims=-1)
+    probs[..., :4] = probs[..., 4:5]
+    w = create_merge("guided", radius=8, eps=1e-4)(probs, guide)
+    feather = create_merge("feather", width=16)(probs, guide)
+    # columns 30..33 are bright (L side of expert 1) but routed to expert 0
+    assert w[0, 1, :, 30:34].mean() > feather[0, 1, :, 30:34].mean() + 0.2
+    assert torch.allclose(w.sum(1), torch.ones_like(w[:, 0]), atol=1e-5)
+
+
+def test_unknown_strategy_and_params():
+    assert list_merges() == ["feather", "guided", "hard", "soft"]
+    with pytest.raises(ValueError, match="unknown merge"):
+        create_merge("median")
+    with pytest.raises(ValueError, match="bad parameters"):
+        create_merge("feather", radius=3)
+    assert create_merge("feather", width=8).to_dict() == {"name": "feather", "width": 8}
+
+
+def test_blend_and_shapes():
+    ab = torch.stack([torch.full((1, 2, 4, 4), 10.0), torch.full((1, 2, 4, 4), -20.0)], dim=1)
+    w = torch.zeros(1, 2, 4, 4)
+    w[:, 0, :, :2] = 1
+    w[:, 1, :, 2:] = 1
+    out = blend(ab, w)
+    assert out.shape == (1, 2, 4, 4)
+    assert (out[..., :2] == 10).all() and (out[..., 2:] == -20).all()
+    with pytest.raises(ValueError, match="do not match"):
+        blend(ab, w[:, :1])
+
+
+def test_normalize_weights_drops_small_and_falls_back():
+    w = torch.tensor([0.02, 0.5, 0.48]).view(1, 3, 1, 1)
+    out = normalize_weights(w, min_weight=0.05)
+    assert out[0, 0] == 0 and torch.isclose(out.sum(), torch.tensor(1.0))
+    zero = torch.zeros(1, 3, 1, 1)
+    assert normalize_weights(zero).sum() == 1
+
+
+def test_filters_preserve_constants():
+    x = torch.full((1, 2, 9, 11), 3.0)
+    assert torch.allclose(box_filter(x, 2), x)
+    guide = torch.rand(1, 1, 9, 11)
+    assert torch.allclose(guided_filter(guide, x, 2, 1e-3), x, atol=1e-4)
+
+
+def test_upsample_ab_modes():
+    ab = torch.full((1, 2, 8, 8), 5.0)
+    L_small = torch.rand(1, 1, 8, 8) * 100
+    L_full = torch.rand(1, 1, 31, 29) * 100
+    for mode in ("guided", "bilinear"):
+        up = upsample_ab(ab, L_small, L_full, mode=mode)
+        assert up.shape == (1, 2, 31, 29)
+        assert torch.allclose(up, torch.full_like(up, 5.0), atol=1e-3)
+    with pytest.raises(ValueError, match="upsample mode"):
+        upsample_ab(ab, L_small, L_full, mode="nearest")

@@ -1,0 +1,260 @@
+"""ExpertColorizer end to end with tiny random-weight models (no network access)."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from expertcolor import ExpertColorizer, WeightsNotFoundError, create_expert
+from expertcolor.color import rgb_to_lab
+from expertcolor.hub import add_expert_to_model_dir, default_model_dir
+from expertcolor.segmentation import VOC_CATEGORIES, Segmenter
+
+from .conftest import make_colorizer
+
+
+def lab_of(rgb_u8: np.ndarray) -> np.ndarray:
+    t = torch.from_numpy(rgb_u8[..., :3].astype(np.float64) / 255).permute(2, 0, 1)
+    return rgb_to_lab(t).permute(1, 2, 0).numpy()
+
+
+def test_output_keeps_input_lightness_with_saturated_colours(tiny_colorizer, rgb_image):
+    out = tiny_colorizer.colorize(rgb_image)
+    assert out.shape == rgb_image.shape and out.dtype == np.uint8
+    lab_out, lab_in = lab_of(out), lab_of(rgb_image)
+    chroma = np.hypot(lab_out[..., 1], lab_out[..., 2])
+    assert chroma.mean() > 15, "the test needs strongly coloured predictions"
+    assert np.abs(lab_out[..., 0] - lab_in[..., 0]).max() <= 1.0
+
+
+@pytest.mark.parametrize("merge", ["hard", "soft", "feather", "guided"])
+@pytest.mark.parametrize("upsample", ["guided", "bilinear"])
+def test_merge_and_upsample_options_keep_l(merge, upsample, tiny_colorizer, rgb_image):
+    c = ExpertColorizer(
+        tiny_colorizer.experts, tiny_colorizer.segmenter, merge=merge, upsample=upsample, working_size=32
+    )
+    out = c.colorize(rgb_image)
+    assert np.abs(lab_of(out)[..., 0] - lab_of(rgb_image)[..., 0]).max() <= 1.0
+
+
+def test_pil_modes(tiny_colorizer, rgb_image):
+    rgb = Image.fromarray(rgb_image)
+    gray = rgb.convert("L")
+    modes = {
+        "L": gray,
+        "LA": gray.convert("LA"),
+        "RGB": rgb,
+        "RGBA": rgb.convert("RGBA"),
+        "P": rgb.convert("P"),
+        "CMYK": rgb.convert("CMYK"),
+        "I;16": Image.fromarray(np.asarray(gray).astype(np.uint16) * 257),
+        "1": gray.convert("1"),
+    }
+    assert modes["I;16"].mode.startswith("I;16")
+    ref_L = lab_of(np.asarray(gray.convert("RGB")))[..., 0]
+    for mode, img in modes.items():
+        out = tiny_colorizer.colorize(img)
+        assert isinstance(out, Image.Image), mode
+        assert out.size == rgb.size, mode
+        assert out.mode == ("RGBA" if mode in ("LA", "RGBA") else "RGB"), mode
+        if mode in ("L", "LA", "I;16"):
+            assert np.abs(lab_of(np.asarray(out))[..., 0] - ref_L).max() <= 1.0, mode
+
+
+def test_alpha_is_kept(tiny_colorizer, rgb_image):
+    rgba = np.dstack([rgb_image, np.full(rgb_image.shape[:2], 77, np.uint8)])
+    out = tiny_colorizer.colorize(rgba)
+    assert out.shape == rgba.shape and (out[..., 3] == 77).all()
+
+
+def test_ndarray_inputs(tiny_colorizer, rgb_image):
+    gray = np.asarray(Image.fromarray(rgb_image).convert("L"))
+    assert tiny_colorizer.colorize(gray).shape == gray.shape + (3,)
+    f = rgb_image.astype(np.float64) / 255
+    out = tiny_colorizer.colorize(f)
+    assert out.dtype == np.float32 and out.shape == f.shape and out.min() >= 0 and out.max() <= 1
+    # float and uint8 inputs of the same picture agree
+    assert np.abs(out * 255 - tiny_colorizer.colorize(rgb_image)).max() <= 1.0
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        tiny_colorizer.colorize(f * 255)
+    with pytest.raises(ValueError, match="shape"):
+        tiny_colorizer.colorize(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(TypeError, match="dtype"):
+        tiny_colorizer.colorize(np.zeros((4, 4), np.int64))
+
+
+def test_tensor_inputs(tiny_colorizer, rgb_image):
+    x = torch.from_numpy(rgb_image).permute(2, 0, 1).float().div(255)
+    batch = torch.stack([x, x.flip(-1)])
+    out = tiny_colorizer.colorize(batch)
+    assert out.shape == (2, 3, *rgb_image.shape[:2]) and out.dtype == torch.float32
+    gray = tiny_colorizer.colorize(batch[:, :1])
+    assert gray.shape == (2, 3, *rgb_image.shape[:2])
+    ref = tiny_colorizer.colorize(rgb_image)
+    assert np.abs(out[0].permute(1, 2, 0).numpy() * 255 - ref).max() <= 1.0
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        tiny_colorizer.colorize(torch.rand(3, 10, 10))
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        tiny_colorizer.colorize(torch.rand(1, 2, 10, 10))
+    with pytest.raises(ValueError, match="empty"):
+        tiny_colorizer.colorize(torch.rand(0, 3, 10, 10))
+
+
+def test_paths_exif_and_lists(tmp_path, tiny_colorizer, rgb_image):
+    img = Image.fromarray(rgb_image)
+    img.save(tmp_path / "a.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    img.save(tmp_path / "rot.jpg", exif=exif)
+    out = tiny_colorizer.colorize(tmp_path / "a.png")
+    assert isinstance(out, Image.Image) and out.size == img.size
+    rot = tiny_colorizer.colorize(str(tmp_path / "rot.jpg"))
+    assert rot.size == (img.height, img.width)
+    # a list mixing kinds and sizes, batched by working size, equals one-by-one results
+    items = [rgb_image, str(tmp_path / "a.png"), rgb_image[:30, :40]]
+    outs = tiny_colorizer.colorize(items)
+    assert isinstance(outs, list) and len(outs) == 3
+    assert np.array_equal(outs[0], tiny_colorizer.colorize(rgb_image))
+    assert np.array_equal(outs[2], tiny_colorizer.colorize(rgb_image[:30, :40]))
+    assert tiny_colorizer.colorize([]) == []
+
+
+def test_bad_inputs(tmp_path, tiny_colorizer):
+    with pytest.raises(FileNotFoundError, match="no such image"):
+        tiny_colorizer.colorize(tmp_path / "missing.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match="not a readable image"):
+        tiny_colorizer.colorize(tmp_path / "notes.txt")
+    with pytest.raises(ValueError, match="empty"):
+        tiny_colorizer.colorize(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        tiny_colorizer.colorize(Image.new("RGB", (0, 0)))
+    with pytest.raises(TypeError, match="unsupported image type"):
+        tiny_colorizer.colorize(42)
+    with pytest.raises(ValueError, match="saturation"):
+        tiny_colorizer.colorize(np.zeros((4, 4), np.uint8), saturation=-1)
+
+
+def test_odd_sizes_and_large_images_downscale(tiny_colorizer):
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (7, 3), (33, 65), (300, 517)]:
+        img = rng.integers(0, 255, shape, dtype=np.uint8)
+        out = tiny_colorizer.colorize(img)
+        assert out.shape == shape + (3,)
+    assert tiny_colorizer.working_shape(300, 517) == (149, 256)
+    assert tiny_colorizer.working_shape(10, 20) == (10, 20)
+
+
+def test_details(tiny_colorizer, rgb_image):
+    r = tiny_colorizer.colorize(rgb_image, return_details=True)
+    h, w = rgb_image.shape[:2]
+    assert r.rgb.shape == rgb_image.shape
+    assert r.L.shape == (h, w) and r.ab.shape == (2, h, w)
+    assert set(r.weights) == {"animals", "birds", "faces", "places"}
+    total = sum(r.weights.values())
+    assert np.allclose(total, 1, atol=1e-5)
+    assert set(r.expert_ab) == {n for n, wt in r.weights.items() if wt.max() > 0}
+    assert r.labels.shape == (h, w) and r.labels.max() < len(r.categories)
+    assert r.expert_map().shape == (h, w)
+
+
+class ConstSegmenter(Segmenter):
+    """Says every pixel is one category."""
+
+    def __init__(self, category: str) -> None:
+        super().__init__()
+        self.categories = VOC_CATEGORIES
+        self.index = VOC_CATEGORIES.index(category)
+
+    def forward(self, L):
+        p = torch.zeros(L.shape[0], len(self.categories), *L.shape[-2:])
+        p[:, self.index] = 1
+        return p
+
+
+def test_experts_without_pixels_are_not_run(tiny_colorizer, rgb_image):
+    calls = []
+    experts = {n: e for n, e in tiny_colorizer.experts.items()}
+    hooks = [e.register_forward_hook(lambda m, i, o, n=n: calls.append(n)) for n, e in experts.items()]
+    try:
+        c = ExpertColorizer(experts, ConstSegmenter("dog"), merge="guided")
+        r = c.colorize(rgb_image, return_details=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert calls == ["animals"]
+    assert np.allclose(r.weights["animals"], 1)
+    # the merged ab is exactly that expert's
+    assert np.allclose(r.ab, r.expert_ab["animals"], atol=1e-5)
+
+
+def test_save_load_round_trip(tmp_path, tiny_colorizer, rgb_image):
+    tiny_colorizer.save_pretrained(tmp_path / "m")
+    loaded = ExpertColorizer.from_pretrained(tmp_path / "m")
+    assert list(loaded.experts) == list(tiny_colorizer.experts)
+    assert loaded.merge == tiny_colorizer.merge and loaded.working_size == tiny_colorizer.working_size
+    assert np.array_equal(loaded.colorize(rgb_image), tiny_colorizer.colorize(rgb_image))
+    # fp16 storage halves the size and stays close
+    tiny_colorizer.save_pretrained(tmp_path / "m16", dtype=torch.float16)
+    size = lambda d: sum(p.stat().st_size for p in d.rglob("*.safetensors"))  # noqa: E731
+    assert size(tmp_path / "m16") < 0.6 * size(tmp_path / "m")
+    out16 = ExpertColorizer.from_pretrained(tmp_path / "m16").colorize(rgb_image)
+    assert np.abs(out16.astype(int) - tiny_colorizer.colorize(rgb_image)).mean() < 2
+    overridden = ExpertColorizer.from_pretrained(tmp_path / "m", merge="hard", working_size=64)
+    assert overridden.merge.name == "hard" and overridden.working_size == 64
+
+
+def test_corrupted_model_dir_is_detected(tmp_path, tiny_model_dir):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    with open(d / "experts" / "faces" / "model.safetensors", "r+b") as f:
+        f.seek(-8, 2)
+        f.write(b"\x00" * 8)
+    with pytest.raises(ValueError, match="does not match manifest"):
+        ExpertColorizer.from_pretrained(d)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        ExpertColorizer.from_pretrained(tmp_path / "nope")
+
+
+def test_add_expert_to_model_dir(tmp_path, tiny_model_dir, rgb_image):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    create_expert(name="vehicles", classes=["car", "bus", "train"]).save_pretrained(tmp_path / "veh")
+    assert add_expert_to_model_dir(d, tmp_path / "veh") == ["car", "bus", "train"]
+    c = ExpertColorizer.from_pretrained(d)
+    assert "vehicles" in c.experts and c.routing.expert_for("bus") == "vehicles"
+    assert c.routing.expert_for("person") == "faces"
+    with pytest.raises(ValueError, match="unknown categories"):
+        add_expert_to_model_dir(d, tmp_path / "veh", classes=["spaceship"])
+    # the API equivalent
+    c2 = make_colorizer()
+    c2.add_expert(create_expert(name="vehicles"), classes=["car"])
+    assert c2.routing.expert_for("car") == "vehicles"
+    assert c2.colorize(rgb_image).shape == rgb_image.shape
+
+
+def test_embedded_default():
+    try:
+        d = default_model_dir()
+    except WeightsNotFoundError as e:
+        assert "train-expert" in str(e) and "from_pretrained" in str(e)
+        with pytest.raises(WeightsNotFoundError):
+            ExpertColorizer.from_pretrained()
+        return
+    c = ExpertColorizer.from_pretrained(device="cpu")
+    assert d.is_dir() and set(c.experts) >= {"faces", "birds", "animals", "places"}
+    out = c.colorize(np.full((40, 50), 128, np.uint8))
+    assert out.shape == (40, 50, 3)
+
+
+def test_constructor_validation(tiny_colorizer):
+    with pytest.raises(ValueError, match="at least one expert"):
+        ExpertColorizer([], tiny_colorizer.segmenter)
+    with pytest.raises(TypeError, match="Segmenter"):
+        ExpertColorizer(list(tiny_colorizer.experts.values()), object())
+    with pytest.raises(ValueError, match="working_size"):
+        ExpertColorizer(list(tiny_colorizer.experts.values()), tiny_colorizer.segmenter, working_size=8)
+    with pytest.raises(ValueError, match="unknown merge"):
+        ExpertColorizer(list(tiny_colorizer.experts.values()), tiny_colorizer.segmenter, merge="median")
