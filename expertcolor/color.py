@@ -11,6 +11,8 @@ Conventions:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 __all__ = [
@@ -187,6 +189,12 @@ def denormalize_ab(ab_n: torch.Tensor) -> torch.Tensor:
 
 
 def ab_bin_centers(grid: float = 10.0, limit: float = AB_SCALE) -> torch.Tensor:
+    """Centres of the ab quantisation bins that sRGB can show (see :func:`_ab_bin_centers`); a copy."""
+    return _ab_bin_centers(float(grid), float(limit)).clone()
+
+
+@lru_cache(maxsize=8)
+def _ab_bin_centers(grid: float, limit: float) -> torch.Tensor:
     """Centres of the ab quantisation bins that sRGB can show (Zhang et al. 2016).
 
     A square grid of step ``grid`` over ``[-limit, limit]^2`` keeps the bins whose centre is in
