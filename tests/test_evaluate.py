@@ -1,0 +1,137 @@
+"""Evaluation on a tiny synthetic set with group masks, and (slow) the gray floor on shared data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from expertcolor import metrics as M
+from expertcolor.evaluate import (
+    evaluate,
+    gray_rgb,
+    resolve_variants,
+    single_expert_colorizer,
+    to_markdown,
+    write_report,
+)
+
+
+def _photo(seed: int, h: int = 40, w: int = 56) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x / w, y / h, 0.5 + 0.4 * np.sin(x / 4.0 + seed)], axis=2) * 200 + 20
+    img[8:24, 10:30] = rng.integers(0, 255, 3)
+    return img.astype(np.uint8)
+
+
+@pytest.fixture
+def synthetic_set(tmp_path: Path) -> tuple[Path, Path]:
+    images, groups = tmp_path / "images", tmp_path / "groups"
+    images.mkdir()
+    groups.mkdir()
+    for i in range(2):
+        Image.fromarray(_photo(i)).save(images / f"im{i}.png")
+        g = np.zeros((40, 56), np.uint8)
+        g[8:24, 10:30] = 1 + i  # person in im0, bird in im1
+        g[0:2, :] = 255
+        Image.fromarray(g).save(groups / f"im{i}.png")
+    Image.fromarray(_photo(5)).save(images / "no_mask.png")  # overall metrics only
+    return images, groups
+
+
+def test_gray_variant_is_the_chroma_only_difference(synthetic_set, tiny_colorizer, tmp_path) -> None:
+    images, groups = synthetic_set
+    report = evaluate(tiny_colorizer, images, groups, variants=["gray"], progress=False)
+    assert report["variants"] == ["gray"]
+    per_image = report["per_image"]["gray"]
+    assert set(per_image) == {"im0.png", "im1.png", "no_mask.png"}
+    for name, rec in per_image.items():
+        gt = np.asarray(Image.open(images / name).convert("RGB"))
+        lab = rgb2lab(gt)
+        chroma_only = deltaE_ciede2000(lab, np.concatenate([lab[..., :1], np.zeros_like(lab[..., 1:])], axis=2))
+        assert rec["ciede2000"] == pytest.approx(chroma_only.mean(), abs=0.15)  # 8-bit rounding of the gray
+        assert rec["colorfulness"] == pytest.approx(0.0, abs=0.5)
+    overall = report["results"]["gray"]["overall"]
+    assert overall["images"] == 3
+    assert overall["psnr"] == pytest.approx(np.mean([r["psnr"] for r in per_image.values()]))
+    assert overall["ciede2000"] == pytest.approx(np.mean([r["ciede2000"] for r in per_image.values()]))
+    assert overall["cf_ratio"] == pytest.approx(0.0, abs=0.02)
+
+
+def test_groups_and_boundary(synthetic_set, tiny_colorizer) -> None:
+    images, groups = synthetic_set
+    report = evaluate(tiny_colorizer, images, groups, variants=["gray"], progress=False)
+    res = report["results"]["gray"]
+    assert list(res["groups"]) == ["background", "person", "bird"]
+    assert res["groups"]["person"]["images"] == 1 and res["groups"]["background"]["images"] == 2
+    assert res["groups"]["person"]["pixels"] == 16 * 20
+    # Pixel-pooled group ΔE00 from the per-image records.
+    recs = [report["per_image"]["gray"][n]["groups"]["background"] for n in ("im0.png", "im1.png")]
+    pooled = sum(r["ciede2000"] * r["pixels"] for r in recs) / sum(r["pixels"] for r in recs)
+    assert res["groups"]["background"]["ciede2000"] == pytest.approx(pooled)
+    b = res["boundary"]
+    valid = 2 * (40 * 56 - 2 * 56)
+    assert b["band"]["pixels"] + b["interior"]["pixels"] == valid
+    assert b["ratio"] == pytest.approx(b["band"]["ciede2000"] / b["interior"]["ciede2000"])
+    g = np.asarray(Image.open(groups / "im0.png"))
+    band = M.boundary_band(g, 8) & (g != 255)
+    assert report["per_image"]["gray"]["im0.png"]["band"]["pixels"] == int(band.sum())
+
+
+def test_variants_and_reports(synthetic_set, tiny_colorizer, tmp_path) -> None:
+    images, groups = synthetic_set
+    report = evaluate(tiny_colorizer, images, groups, variants="expert:faces,gray", max_images=2, progress=False)
+    assert report["variants"] == ["routed", "expert:faces", "gray"]
+    assert report["results"]["routed"]["overall"]["images"] == 2
+    json_path, md_path = write_report(report, tmp_path / "out")
+    data = json.loads(json_path.read_text())  # strict JSON (NaN written as null)
+    assert set(data["results"]) == {"routed", "expert:faces", "gray"}
+    assert "im0.png" in data["per_image"]["routed"]
+    md = md_path.read_text()
+    assert md == to_markdown(report)
+    assert "| expert:faces |" in md and "band / interior" in md
+
+
+def test_resolve_variants() -> None:
+    names = ["animals", "faces"]
+    assert resolve_variants("experts,gray", names, False) == ["routed", "expert:animals", "expert:faces", "gray"]
+    assert resolve_variants(None, names, True)[:2] == ["routed", "generalist"]
+    assert resolve_variants(["gray"], names, False) == ["gray"]
+    with pytest.raises(ValueError, match="generalist"):
+        resolve_variants("generalist", names, False)
+    with pytest.raises(ValueError, match="unknown"):
+        resolve_variants("expert:nope", names, False)
+
+
+def test_single_expert_colorizer_uses_only_that_expert(tiny_colorizer) -> None:
+    expert = tiny_colorizer.experts["birds"]
+    solo = single_expert_colorizer(expert, tiny_colorizer)
+    L = torch.rand(1, 1, 32, 48) * 100
+    with torch.inference_mode():
+        out = solo.predict_ab(L)
+        assert torch.allclose(out["ab"], expert(L), atol=1e-5)
+    assert solo.working_size == tiny_colorizer.working_size
+
+
+def test_gray_rgb_keeps_lightness() -> None:
+    rgb = _photo(3)
+    gray = gray_rgb(rgb)
+    assert gray.shape == rgb.shape and gray.dtype == np.uint8
+    assert np.abs(rgb2lab(gray)[..., 0] - rgb2lab(rgb)[..., 0]).max() < 0.6
+    assert M.colorfulness(gray) < 0.5
+
+
+@pytest.mark.slow
+def test_gray_floor_on_shared_mixed(shared_data, tiny_colorizer) -> None:
+    """Reference: gray scores PSNR 22.62 dB and mean CIEDE2000 10.59 on mixed/ (mean over images)."""
+    mixed = shared_data / "mixed"
+    report = evaluate(tiny_colorizer, mixed / "images", mixed / "groups", variants=["gray"], progress=False)
+    overall = report["results"]["gray"]["overall"]
+    assert overall["psnr"] == pytest.approx(22.62, abs=0.01)
+    assert overall["ciede2000"] == pytest.approx(10.59, abs=0.01)
