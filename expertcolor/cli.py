@@ -1,0 +1,500 @@
+"""The ``expertcolor`` command line.
+
+::
+
+    expertcolor colorize old_photos/ -o colorized/ [--details] [--saturation 1.2]
+    expertcolor evaluate --images mixed/images --groups mixed/groups --out eval/
+    expertcolor train-expert ...       # = python -m expertcolor.train.expert ...
+    expertcolor train-segmenter ...    # = python -m expertcolor.train.segmenter ...
+    expertcolor add-expert MODEL_DIR EXPERT_DIR [--classes cat dog]
+
+Exit status: 0 on success, 1 when some files could not be colorized, 2 for bad usage or other
+user errors (printed as one line, without a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from PIL import Image
+
+from . import __version__
+
+__all__ = ["main", "build_parser", "collect_inputs", "output_path", "rgb_icc", "save_image", "prefetch"]
+
+PROG = "expertcolor"
+TRAIN_COMMANDS = {"train-expert": "expertcolor.train.expert", "train-segmenter": "expertcolor.train.segmenter"}
+_ORIENTATION_TAG = 0x0112
+_QUALITY_FORMATS = {"JPEG", "WEBP"}
+_METADATA_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class UserError(Exception):
+    """A problem with the command line or its inputs: printed as one line, exit status 2."""
+
+
+# -- input collection ---------------------------------------------------------------------------------
+def _image_extensions() -> set[str]:
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def _is_hidden(path: Path) -> bool:
+    return any(part.startswith(".") and part not in (".", "..") for part in path.parts)
+
+
+def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Expand files, globs and folders (recursively) into ``(file, root)`` pairs.
+
+    ``root`` is the folder the output name is taken relative to: the folder argument for files found
+    in a folder, the file's parent for a file argument. In folders only files with an image
+    extension are taken (others are returned as skipped); a file named explicitly is always tried.
+
+    Args:
+        inputs: command-line arguments.
+        exclude: the output folder: files in it are skipped when it lies inside a folder argument.
+
+    Returns:
+        ``(inputs, skipped)``: unique ``(file, root)`` pairs in argument order, and non-image files
+        found in folders.
+
+    Raises:
+        UserError: if an argument matches nothing.
+    """
+    exts = _image_extensions()
+    exclude = exclude.resolve() if exclude is not None else None
+    seen: set[Path] = set()
+    found: list[tuple[Path, Path]] = []
+    skipped: list[Path] = []
+
+    def add(path: Path, root: Path) -> None:
+        key = path.resolve()
+        if key in seen:
+            return
+        seen.add(key)
+        found.append((path, root))
+
+    for arg in inputs:
+        matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True))] if glob.has_magic(arg) else [Path(arg)]
+        matches = [m for m in matches if m.exists()]
+        if not matches:
+            raise UserError(f"no such file or folder: {arg}")
+        for m in matches:
+            if m.is_dir():
+                # Skip earlier results when the output folder lies inside the folder being read.
+                inner = exclude if exclude is not None and exclude.is_relative_to(m.resolve()) else None
+                if inner == m.resolve():
+                    inner = None
+                for p in sorted(m.rglob("*")):
+                    if not p.is_file() or _is_hidden(p.relative_to(m)):
+                        continue
+                    if inner is not None and p.resolve().is_relative_to(inner):
+                        continue
+                    if p.suffix.lower() in exts:
+                        add(p, m)
+                    else:
+                        skipped.append(p)
+            else:
+                add(m, m.parent)
+    return found, skipped
+
+
+def output_path(path: Path, root: Path, out_dir: Path, roots: Sequence[Path]) -> Path:
+    """Where the result for ``path`` goes: its path relative to ``root`` under ``out_dir``.
+
+    When several input roots are used, outputs go to ``out_dir/<root name>/...`` so that equal
+    relative paths from different roots do not collide (two roots with one name get ``_2``...).
+    """
+    rel = path.relative_to(root)
+    unique = list(dict.fromkeys(r.resolve() for r in roots))
+    if len(unique) <= 1:
+        return out_dir / rel
+    names: dict[Path, str] = {}
+    used: set[str] = set()
+    for r in unique:
+        base = r.name or "root"
+        name, k = base, 2
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        names[r] = name
+    return out_dir / names[root.resolve()] / rel
+
+
+# -- decoding ahead and saving ------------------------------------------------------------------------
+@dataclass
+class _Loaded:
+    image: Image.Image
+    icc: bytes | None
+    exif: bytes | None
+    format: str | None
+
+
+def _load(path: Path) -> _Loaded:
+    from .io import open_image
+
+    img = open_image(path)  # EXIF orientation applied: the result is upright; clean error if unreadable
+    with Image.open(path) as probe:
+        fmt = probe.format
+    exif = img.getexif()
+    exif.pop(_ORIENTATION_TAG, None)
+    return _Loaded(img, rgb_icc(img.info.get("icc_profile")), exif.tobytes() if len(exif) else None, fmt)
+
+
+def rgb_icc(profile: bytes | None) -> bytes | None:
+    """``profile`` if it describes RGB data (the output is RGB), else ``None`` (gray/CMYK profiles)."""
+    if profile and len(profile) >= 20 and profile[16:20] == b"RGB ":
+        return profile
+    return None
+
+
+def _safe_load(path: Path) -> _Loaded:
+    try:
+        return _load(path)
+    except (OSError, SyntaxError, ValueError) as e:  # Image.open raises several kinds
+        raise ValueError(_message(e)) from None
+
+
+def prefetch(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int) -> Iterator[tuple[T, Future[R]]]:
+    """Apply ``fn`` to ``items`` in ``workers`` threads, at most ``ahead`` items in advance, in order.
+
+    Yields:
+        ``(item, future)`` pairs; ``future.result()`` returns ``fn(item)`` or raises its error.
+    """
+    if workers <= 0:
+        for item in items:
+            fut: Future[R] = Future()
+            try:
+                fut.set_result(fn(item))
+            except Exception as e:  # noqa: BLE001 - handed to the caller through the future
+                fut.set_exception(e)
+            yield item, fut
+        return
+    it = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="expertcolor-decode") as pool:
+        pending: deque[tuple[T, Future[R]]] = deque()
+        for item in it:
+            pending.append((item, pool.submit(fn, item)))
+            if len(pending) >= ahead:
+                break
+        while pending:
+            item, fut = pending.popleft()
+            for nxt in it:  # top up by one
+                pending.append((nxt, pool.submit(fn, nxt)))
+                break
+            yield item, fut
+
+
+def _format_for(path: Path, fallback: str | None) -> str:
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    return fmt or fallback or "PNG"
+
+
+def save_image(image: Image.Image, path: Path, loaded: _Loaded | None = None) -> None:
+    """Save with the format of ``path``'s extension (JPEG/WebP quality 95), keeping ICC and EXIF.
+
+    The orientation tag is dropped: pixels are already upright.
+    """
+    fmt = _format_for(path, loaded.format if loaded else None)
+    if fmt == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
+        image = image.convert("RGB")
+    kwargs: dict[str, Any] = {}
+    if fmt in _QUALITY_FORMATS:
+        kwargs["quality"] = 95
+    if loaded is not None and fmt in _METADATA_FORMATS:
+        if loaded.icc:
+            kwargs["icc_profile"] = loaded.icc
+        if loaded.exif:
+            kwargs["exif"] = loaded.exif
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format=fmt, **kwargs)
+
+
+# -- colorize -----------------------------------------------------------------------------------------
+def _load_colorizer(args: argparse.Namespace) -> Any:
+    from .colorizer import ExpertColorizer
+    from .merge import list_merges
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "merge", None):
+        if args.merge not in list_merges():
+            raise UserError(f"unknown merge {args.merge!r}; choose from {', '.join(list_merges())}")
+        overrides["merge"] = args.merge
+    if getattr(args, "working_size", None):
+        overrides["working_size"] = args.working_size
+    if getattr(args, "batch_size", None):
+        overrides["batch_size"] = args.batch_size
+    return ExpertColorizer.from_pretrained(args.model, device=_device(getattr(args, "device", None)), **overrides)
+
+
+def _device(name: str | None) -> Any:
+    """Validate ``--device`` (a clean error instead of a deep torch failure)."""
+    if name is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"invalid --device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def _write_details(result: Any, loaded: _Loaded, base: Path, colorizer: Any) -> None:
+    """``<name>.details/routing.png`` (expert map + legend) and ``expert-<name>.png`` per active expert."""
+    import numpy as np
+
+    from .evaluate import expert_rgb, routing_overlay
+    from .io import decode_inputs
+
+    base.mkdir(parents=True, exist_ok=True)
+    decoded = decode_inputs(loaded.image)[0]
+    gray = np.asarray(loaded.image.convert("L"))
+    routing_overlay(result, gray).save(base / "routing.png")
+    for name in result.expert_ab:
+        rgb = expert_rgb(result, name, decoded.L, upsample=colorizer.upsample)
+        Image.fromarray(rgb).save(base / f"expert-{name}.png")
+
+
+def _colorize_batch(colorizer: Any, images: list[Image.Image], details: bool, saturation: float) -> list[Any]:
+    """Colorize a batch; on failure retry one by one so that one bad image fails alone."""
+    try:
+        return colorizer.colorize(images, return_details=details, saturation=saturation)
+    except (ValueError, TypeError, RuntimeError) as e:
+        if len(images) == 1:
+            return [e]
+    out: list[Any] = []
+    for img in images:
+        try:
+            out.append(colorizer.colorize(img, return_details=details, saturation=saturation))
+        except (ValueError, TypeError, RuntimeError) as e:
+            out.append(e)
+    return out
+
+
+def _cmd_colorize(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    if args.saturation < 0:
+        raise UserError("--saturation must be >= 0")
+    out_dir = Path(args.output)
+    files, skipped = collect_inputs(args.inputs, exclude=out_dir)
+    if not files:
+        raise UserError("no image files found in " + ", ".join(args.inputs))
+    colorizer = _load_colorizer(args)
+    roots = [root for _, root in files]
+    n_ok, failed = 0, []
+    bar = tqdm(total=len(files), desc="colorize", unit="img", disable=None)
+
+    def fail(path: Path, err: BaseException) -> None:
+        failed.append(path)
+        tqdm.write(f"{PROG}: skipping {path}: {_message(err)}", file=sys.stderr)
+        bar.update(1)
+
+    batch: list[tuple[Path, Path, _Loaded]] = []
+
+    def flush() -> None:
+        nonlocal n_ok
+        if not batch:
+            return
+        results = _colorize_batch(colorizer, [b[2].image for b in batch], args.details, args.saturation)
+        for (path, root, loaded), res in zip(batch, results):
+            if isinstance(res, BaseException):
+                fail(path, res)
+                continue
+            target = output_path(path, root, out_dir, roots)
+            if target.resolve() == path.resolve():
+                fail(path, UserError(f"the output would overwrite the input; choose another -o than {out_dir}"))
+                continue
+            try:
+                save_image(res.rgb if args.details else res, target, loaded)
+                if args.details:
+                    _write_details(res, loaded, target.with_name(target.name + ".details"), colorizer)
+            except (OSError, ValueError) as e:
+                fail(path, e)
+                continue
+            n_ok += 1
+            bar.update(1)
+        batch.clear()
+
+    ahead = max(2 * args.workers, colorizer.batch_size)
+    for (path, root), fut in prefetch(lambda pr: _safe_load(pr[0]), files, args.workers, ahead):
+        try:
+            loaded = fut.result()
+        except (ValueError, OSError) as e:
+            fail(path, e)
+            continue
+        batch.append((path, root, loaded))
+        if len(batch) >= colorizer.batch_size:
+            flush()
+    flush()
+    bar.close()
+    summary = f"colorized {n_ok}, failed {len(failed)}"
+    if skipped:
+        summary += f", skipped {len(skipped)} non-image file{'s' if len(skipped) != 1 else ''}"
+    print(f"{summary} -> {out_dir}")
+    return 1 if failed else 0
+
+
+# -- evaluate -----------------------------------------------------------------------------------------
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import default_generalist_dir, evaluate, to_markdown, write_report
+
+    colorizer = _load_colorizer(args)
+    generalist = Path(args.generalist) if args.generalist else default_generalist_dir()
+    if generalist is not None and not (generalist / "config.json").is_file():
+        raise UserError(f"--generalist {generalist}: not an expert directory (no config.json)")
+    report = evaluate(
+        colorizer,
+        args.images,
+        args.groups,
+        variants=args.compare,
+        generalist=generalist,
+        band_width=args.band_width,
+        max_images=args.max_images,
+        saturation=args.saturation,
+    )
+    json_path, md_path = write_report(report, args.out)
+    print(to_markdown(report))
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+# -- add-expert and training --------------------------------------------------------------------------
+def _cmd_add_expert(args: argparse.Namespace) -> int:
+    from .hub import add_expert_to_model_dir
+    from .modeling import read_json
+
+    for d, what in ((args.model_dir, "model"), (args.expert_dir, "expert")):
+        if not Path(d).is_dir():
+            raise UserError(f"{what} directory not found: {d}")
+    classes = add_expert_to_model_dir(args.model_dir, args.expert_dir, args.classes)
+    name = read_json(Path(args.expert_dir) / "config.json").get("name")
+    print(f"added expert {name!r} to {args.model_dir}; routed: {', '.join(classes)}")
+    return 0
+
+
+def _run_training(command: str, argv: list[str]) -> int:
+    """``expertcolor train-expert ARGS`` = ``python -m expertcolor.train.expert ARGS``."""
+    module_name = TRAIN_COMMANDS[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise UserError(f"{command} is not available in this installation ({module_name} not found)") from None
+        raise UserError(f"{command} needs a missing package: {e.name}") from None
+    parser = module.get_args_parser()
+    parser.prog = f"{PROG} {command}"
+    result = module.main(parser.parse_args(argv))
+    return result if isinstance(result, int) else 0
+
+
+# -- parser and entry point ---------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="DIR", help="model directory (default: the embedded default weights)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
+    p.add_argument("--merge", metavar="NAME", help="merge strategy override (hard, soft, feather, guided)")
+    p.add_argument("--working-size", type=_positive_int, metavar="N", help="long side at which the networks run")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per forward pass")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level argument parser (training subcommands are listed; their own parsers do the rest)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Colorize grayscale photos with segmentation-routed domain experts."
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    c = sub.add_parser("colorize", help="colorize photos (files, globs or folders)")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, globs or folders (recursive)")
+    c.add_argument("-o", "--output", default="colorized", metavar="OUTDIR", help="output folder (default: colorized)")
+    _add_model_args(c)
+    c.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding threads (0: none)")
+    c.add_argument("--saturation", type=float, default=1.0, help="chroma multiplier (default 1)")
+    c.add_argument("--details", action="store_true", help="also write the routing map and each expert's output")
+    c.set_defaults(func=_cmd_colorize)
+
+    e = sub.add_parser("evaluate", help="colorize colour photos from their L and compare with the truth")
+    e.add_argument("--images", required=True, metavar="DIR", help="folder of colour photos")
+    e.add_argument("--groups", metavar="DIR", help="group masks <name>.png (0 bg, 1 person, 2 bird, 3 animal)")
+    _add_model_args(e)
+    e.add_argument("--generalist", metavar="DIR", help="generalist expert directory (default: bundled, if any)")
+    e.add_argument(
+        "--compare",
+        metavar="LIST",
+        help="extra variants besides routed: generalist,experts,gray or expert:<name> "
+        "(default: all that are available)",
+    )
+    e.add_argument("--out", default="evaluation", metavar="DIR", help="where report.json/report.md go")
+    e.add_argument("--band-width", type=_positive_int, default=8, help="boundary band half-width in pixels")
+    e.add_argument("--max-images", type=_positive_int, help="only the first N photos")
+    e.add_argument("--saturation", type=float, default=1.0, help="chroma multiplier (default 1)")
+    e.set_defaults(func=_cmd_evaluate)
+
+    for command, module in TRAIN_COMMANDS.items():
+        sub.add_parser(command, add_help=False, help=f"train (see `{PROG} {command} --help`; = python -m {module})")
+
+    a = sub.add_parser("add-expert", help="copy a trained expert into a model directory and route classes to it")
+    a.add_argument("model_dir", metavar="MODEL_DIR")
+    a.add_argument("expert_dir", metavar="EXPERT_DIR")
+    a.add_argument("--classes", nargs="+", metavar="CLASS", help="categories to route (default: the expert's own)")
+    a.set_defaults(func=_cmd_add_expert)
+    return parser
+
+
+def _message(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    first = text[0] if text else ""
+    return first or type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 some files failed, 2 usage/user error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in TRAIN_COMMANDS:
+            return _run_training(argv[0], argv[1:])
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except SystemExit as e:  # argparse: --help/--version (0) and usage errors (2)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except UserError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:  # WeightsNotFoundError included
+        print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

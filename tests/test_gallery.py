@@ -1,0 +1,77 @@
+"""examples/gallery.py on three small photos with a tiny random-weight model."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+from PIL import Image
+
+GALLERY = Path(__file__).resolve().parents[1] / "examples" / "gallery.py"
+
+
+@pytest.fixture(scope="module")
+def gallery():
+    spec = importlib.util.spec_from_file_location("expertcolor_gallery_example", GALLERY)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.links += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def _photos(folder: Path) -> None:
+    folder.mkdir()
+    y, x = np.mgrid[0:48, 0:64]
+    colour = np.stack([x * 4, y * 5, 255 - x * 3], axis=2).astype(np.uint8)
+    Image.fromarray(colour).save(folder / "colour.jpg", quality=95)
+    Image.fromarray(colour[..., 1]).save(folder / "gray photo.png")  # a space in the name
+    Image.fromarray(np.ascontiguousarray(colour[:40, :30])).save(folder / "small.png")
+
+
+def test_gallery_writes_html_and_contact_sheet(gallery, tiny_model_dir, tmp_path, capsys) -> None:
+    photos, out = tmp_path / "photos", tmp_path / "gallery"
+    _photos(photos)
+    rc = gallery.main(["--images", str(photos), "--model", str(tiny_model_dir), "--out", str(out)])
+    assert rc == 0
+    page = out / "index.html"
+    parser = _Links()
+    parser.feed(page.read_text(encoding="utf-8"))
+    assert len(parser.links) > 10
+    for link in parser.links:
+        assert (out / unquote(link)).is_file(), link
+    html = page.read_text(encoding="utf-8")
+    assert "routing" in html and "expert: " in html and "merged" in html
+    assert html.count("PSNR") == 4  # colour.jpg and small.png: heading and caption; not the gray one
+    with Image.open(out / "contact_sheet.png") as sheet:
+        assert sheet.format == "PNG" and sheet.height > 3 * 150
+
+
+def test_gallery_entry_panels(gallery, tiny_colorizer) -> None:
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[..., 0] = 200
+    entry = gallery.render_photo(tiny_colorizer, "red", rgb, display=20)
+    titles = [p.title for p in entry.panels]
+    assert titles[:2] == ["input (L)", "routing"] and titles[-2:] == ["merged", "original"]
+    assert any(t.startswith("expert: ") for t in titles)
+    assert entry.psnr is not None and entry.ciede2000 is not None
+    assert all(max(p.image.size) <= 20 for p in entry.panels if p.title != "routing")
+
+
+def test_gallery_missing_model_is_a_clean_error(gallery, tmp_path, capsys) -> None:
+    assert gallery.main(["--model", str(tmp_path / "none"), "--out", str(tmp_path / "g")]) == 2
+    assert "gallery: error" in capsys.readouterr().err
