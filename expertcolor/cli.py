@@ -353,7 +353,14 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
 
 # -- evaluate -----------------------------------------------------------------------------------------
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import default_generalist_dir, evaluate, to_markdown, write_report
+    from .evaluate import (
+        default_generalist_dir,
+        evaluate,
+        evaluate_routing,
+        routing_markdown,
+        to_markdown,
+        write_report,
+    )
 
     colorizer = _load_colorizer(args)
     generalist = Path(args.generalist) if args.generalist else default_generalist_dir()
@@ -369,8 +376,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         saturation=args.saturation,
     )
+    if args.groups:
+        report["routing"] = evaluate_routing(
+            colorizer, args.images, args.groups, teacher_dir=args.teacher, voc_dir=args.voc, max_images=args.max_images
+        )
     json_path, md_path = write_report(report, args.out)
     print(to_markdown(report))
+    if "routing" in report:
+        print(routing_markdown(report["routing"]))
     print(f"wrote {json_path} and {md_path}")
     return 0
 
@@ -456,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--band-width", type=_positive_int, default=8, help="boundary band half-width in pixels")
     e.add_argument("--max-images", type=_positive_int, help="only the first N photos")
     e.add_argument("--saturation", type=float, default=1.0, help="chroma multiplier (default 1)")
+    e.add_argument("--teacher", metavar="DIR", help="reference VOC label maps to score routing against (with --groups)")
+    e.add_argument("--voc", metavar="DIR", help="VOC-21 ground truth for the segmenter's VOC mIoU (with --groups)")
     e.set_defaults(func=_cmd_evaluate)
 
     for command, module in TRAIN_COMMANDS.items():

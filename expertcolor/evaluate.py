@@ -460,6 +460,123 @@ def evaluate(
     }
 
 
+# -- routing accuracy ---------------------------------------------------------------------------------
+#: Ground-truth group of each default expert (0 background/other, 1 person, 2 bird, 3 animal).
+EXPERT_GROUPS: dict[str, int] = {"faces": 1, "birds": 2, "animals": 3}
+
+
+def _category_groups(colorizer: ExpertColorizer) -> np.ndarray:
+    """Group of each segmentation category under the colorizer's routing table."""
+    table = colorizer.routing
+    return np.array([EXPERT_GROUPS.get(table.expert_for(c), 0) for c in table.categories], dtype=np.int64)
+
+
+def _iou_table(conf: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    inter = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    return {
+        "pixel_acc": float(inter.sum() / max(conf.sum(), 1)),
+        "iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, iou)},
+        "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else None,
+    }
+
+
+def evaluate_routing(
+    colorizer: ExpertColorizer,
+    images_dir: str | os.PathLike,
+    groups_dir: str | os.PathLike,
+    teacher_dir: str | os.PathLike | None = None,
+    voc_dir: str | os.PathLike | None = None,
+    max_images: int | None = None,
+) -> dict[str, Any]:
+    """How well the colorizer's segmenter routes, on grayscale input, against ground-truth groups.
+
+    The segmenter sees only L (at the colorizer's working size); its argmax category is mapped to a
+    routing group through the routing table (faces -> person, birds -> bird, animals -> animal, other
+    experts -> background/other) and upsampled (nearest) to full resolution. IoU per group is pooled
+    over all pixels of the set; 255 in a mask is ignored.
+
+    Args:
+        colorizer: supplies the segmenter, routing table and working size.
+        images_dir: colour photos (only their L is used).
+        groups_dir: group masks ``<name>.png`` (0 background, 1 person, 2 bird, 3 animal, 255 ignore).
+        teacher_dir: optional reference label maps (VOC ids, e.g. a colour teacher run on grayscale
+            input) scored the same way.
+        voc_dir: optional VOC-21 ground truth, for the segmenter's VOC mIoU (classes present in the set).
+
+    Returns:
+        ``{"images", "segmenter": {...}, "teacher": {...}?, "segmenter_voc": {...}?}`` with
+        ``pixel_acc``, per-group ``iou`` and ``miou``.
+    """
+    images_dir, groups_dir = Path(images_dir), Path(groups_dir)
+    cat_groups = _category_groups(colorizer)
+    n_cat = len(cat_groups)
+    conf = {"segmenter": np.zeros((4, 4), np.int64)}
+    if teacher_dir is not None:
+        conf["teacher"] = np.zeros((4, 4), np.int64)
+    voc_conf = np.zeros((n_cat, n_cat), np.int64)
+    used = 0
+    for path in list_images(images_dir)[:max_images]:
+        rel = path.relative_to(images_dir).with_suffix(".png")
+        if not (groups_dir / rel).is_file():
+            continue
+        d = decode_inputs(path)[0]
+        gt = np.asarray(Image.open(groups_dir / rel)).astype(np.int64)
+        L = d.L.to(colorizer.device)
+        with torch.inference_mode():
+            small = resize_L(L, colorizer.working_size)
+            probs = colorizer.segmenter(small)
+            labels = (
+                torch.nn.functional.interpolate(
+                    probs.argmax(1, keepdim=True).float(), size=L.shape[-2:], mode="nearest"
+                )[0, 0]
+                .long()
+                .cpu()
+                .numpy()
+            )
+        valid = gt != 255
+        preds = {"segmenter": cat_groups[labels]}
+        if teacher_dir is not None:
+            teacher = np.asarray(Image.open(Path(teacher_dir) / rel)).astype(np.int64)
+            preds["teacher"] = cat_groups[np.clip(teacher, 0, n_cat - 1)]
+        for k, pred in preds.items():
+            conf[k] += np.bincount(4 * gt[valid] + pred[valid], minlength=16).reshape(4, 4)
+        if voc_dir is not None and (Path(voc_dir) / rel).is_file():
+            voc = np.asarray(Image.open(Path(voc_dir) / rel)).astype(np.int64)
+            ok = voc != 255
+            voc_conf += np.bincount(n_cat * voc[ok] + labels[ok], minlength=n_cat * n_cat).reshape(n_cat, n_cat)
+        used += 1
+    if used == 0:
+        raise ValueError(f"no image in {images_dir} has a group mask in {groups_dir}")
+    out: dict[str, Any] = {"images": used}
+    out.update({k: _iou_table(c, list(GROUP_NAMES.values())) for k, c in conf.items()})
+    if voc_dir is not None:
+        present = voc_conf.sum(1) > 0  # classes that occur in the ground truth
+        names = [c for c, p in zip(colorizer.segmenter.categories, present) if p]
+        sub = voc_conf[np.ix_(present, present)]
+        out["segmenter_voc"] = _iou_table(sub, names)
+    return out
+
+
+def routing_markdown(routing: Mapping[str, Any]) -> str:
+    """Markdown table of :func:`evaluate_routing` results."""
+    lines = [
+        f"## Routing groups on grayscale input ({routing['images']} images, IoU pooled over pixels)",
+        "",
+        "| labels | pixel acc | mIoU | " + " | ".join(GROUP_NAMES.values()) + " |",
+        "|---|---|---|" + "---|" * len(GROUP_NAMES),
+    ]
+    for k in ("segmenter", "teacher"):
+        if k in routing:
+            r = routing[k]
+            ious = " | ".join(_fmt(r["iou"][g], 3) for g in GROUP_NAMES.values())
+            lines.append(f"| {k} | {_fmt(r['pixel_acc'], 3)} | {_fmt(r['miou'], 3)} | {ious} |")
+    if "segmenter_voc" in routing:
+        lines += ["", f"Segmenter VOC mIoU over the classes present: {_fmt(routing['segmenter_voc']['miou'], 3)}"]
+    return "\n".join(lines) + "\n"
+
+
 # -- reports ------------------------------------------------------------------------------------------
 def _fmt(x: Any, digits: int = 2) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -543,7 +660,10 @@ def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "report.json", out_dir / "report.md"
     json_path.write_text(json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    md_path.write_text(to_markdown(report), encoding="utf-8")
+    md = to_markdown(report)
+    if "routing" in report:
+        md += "\n" + routing_markdown(report["routing"])
+    md_path.write_text(md, encoding="utf-8")
     return json_path, md_path
 
 
