@@ -135,3 +135,37 @@ def test_gray_floor_on_shared_mixed(shared_data, tiny_colorizer) -> None:
     overall = report["results"]["gray"]["overall"]
     assert overall["psnr"] == pytest.approx(22.62, abs=0.01)
     assert overall["ciede2000"] == pytest.approx(10.59, abs=0.01)
+
+
+def test_evaluate_routing_scores_segmenter_and_teacher(tmp_path, tiny_colorizer):
+    from expertcolor import ExpertColorizer
+    from expertcolor.evaluate import evaluate_routing, routing_markdown
+    from expertcolor.segmentation import VOC_CATEGORIES, Segmenter
+
+    class Everyone(Segmenter):
+        categories = VOC_CATEGORIES
+
+        def forward(self, L):
+            p = torch.zeros(L.shape[0], 21, *L.shape[-2:])
+            p[:, VOC_CATEGORIES.index("person")] = 1
+            return p
+
+    for d in ("images", "groups", "teacher"):
+        (tmp_path / d).mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (20, 40, 3), dtype=np.uint8)).save(tmp_path / "images" / "a.png")
+    groups = np.zeros((20, 40), np.uint8)
+    groups[:, 20:] = 1  # right half person
+    groups[0, 0] = 255  # ignored
+    Image.fromarray(groups).save(tmp_path / "groups" / "a.png")
+    teacher = np.where(groups == 1, VOC_CATEGORIES.index("person"), 0).astype(np.uint8)
+    Image.fromarray(teacher).save(tmp_path / "teacher" / "a.png")
+    c = ExpertColorizer(tiny_colorizer.experts, Everyone())
+    r = evaluate_routing(c, tmp_path / "images", tmp_path / "groups", teacher_dir=tmp_path / "teacher")
+    assert r["images"] == 1
+    assert r["segmenter"]["iou"]["person"] == pytest.approx(400 / 799)
+    assert r["segmenter"]["iou"]["background"] == 0.0
+    assert r["segmenter"]["iou"]["bird"] is None  # absent everywhere: not part of the mean
+    assert r["segmenter"]["miou"] == pytest.approx(400 / 799 / 2)
+    assert r["teacher"]["miou"] == 1.0 and r["teacher"]["pixel_acc"] == 1.0
+    assert "| teacher | 1.000 | 1.000 |" in routing_markdown(r)
