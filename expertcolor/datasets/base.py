@@ -1,0 +1,353 @@
+"""Shared sample logic: decode, skip bad files, augment, convert to (L, ab).
+
+Every dataset in this package is a list of image files (plus an optional crop box per file) and
+inherits :class:`LabDataset`, which turns item ``i`` into ``(L, ab)``:
+
+* decode with PIL (JPEG draft mode when the file is much larger than needed), EXIF-orient, RGB;
+* skip files that cannot be read or are grayscale (mean of ``max(R,G,B) - min(R,G,B)`` below
+  ``min_chroma`` on the 0..255 scale) — the item is replaced by the next good one and the skip is
+  recorded in a shared-memory table, so counts survive DataLoader worker processes;
+* augment with a random resized crop and a horizontal flip drawn from a generator seeded by
+  ``(seed, epoch, index)``: the result does not depend on worker count or order, and a resumed
+  run sees the same samples;
+* convert to Lab with :func:`expertcolor.color.rgb_to_lab`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import ConcatDataset, Dataset, Subset
+
+from ..color import rgb_to_lab
+
+__all__ = [
+    "IMG_EXTENSIONS",
+    "Sample",
+    "Augment",
+    "LabDataset",
+    "ImageDataset",
+    "list_images",
+    "seeded_split",
+    "set_epoch",
+    "skip_stats",
+    "iter_base_datasets",
+]
+
+IMG_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+#: Codes of the shared skip table.
+OK, UNREADABLE, GRAYSCALE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image file, optionally cropped to ``box = (left, top, right, bottom)`` (original pixels)."""
+
+    path: str
+    box: tuple[float, float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation: random resized crop (area fraction ``scale``, aspect ``ratio``) + flip.
+
+    ``Augment(enabled=False)`` gives the evaluation transform: centre square crop, resize.
+    """
+
+    enabled: bool = True
+    scale: tuple[float, float] = (0.35, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+
+
+def list_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files below ``root`` (by extension), sorted; hidden files and folders are ignored."""
+    root = Path(root)
+    it = root.rglob("*") if recursive else root.iterdir()
+    out = [
+        p
+        for p in it
+        if p.suffix.lower() in IMG_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    ]
+    return sorted(out)
+
+
+def seeded_split(items: Sequence, split: str, val_fraction: float, seed: int) -> list:
+    """Deterministic train/val split of ``items`` (sorted first, so listing order does not matter).
+
+    Args:
+        items: anything sortable.
+        split: ``"train"`` or ``"val"`` (``"test"`` is an alias of ``"val"``).
+        val_fraction: fraction in ``[0, 1)`` held out for validation (at least one item when > 0).
+        seed: split seed (independent of the training seed).
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    items = sorted(items)
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_val = max(1, round(val_fraction * len(items))) if val_fraction > 0 and len(items) > 1 else 0
+    chosen = sorted(order[:n_val]) if split != "train" else sorted(order[n_val:])
+    return [items[i] for i in chosen]
+
+
+def _crop_params(
+    width: float, height: float, aug: Augment, rng: np.random.Generator
+) -> tuple[float, float, float, float]:
+    """torchvision ``RandomResizedCrop.get_params`` with a numpy generator; returns (l, t, r, b)."""
+    area = width * height
+    log_ratio = (math.log(aug.ratio[0]), math.log(aug.ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*aug.scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, int(height - h) + 1))
+            left = int(rng.integers(0, int(width - w) + 1))
+            return left, top, left + w, top + h
+    return _center_square(width, height)
+
+
+def _center_square(width: float, height: float) -> tuple[float, float, float, float]:
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return left, top, left + side, top + side
+
+
+def decode_rgb(path: str, min_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Open an image as RGB, EXIF-oriented.
+
+    Args:
+        path: image file.
+        min_side: when set, JPEGs are decoded in draft mode (DCT scaling) to the smallest size whose
+            sides stay at least this large — much faster for big photos.
+
+    Returns:
+        The RGB image and its original ``(width, height)`` (after EXIF orientation), so crop boxes
+        given in original pixels can be rescaled.
+
+    Raises:
+        OSError / ValueError: when PIL cannot read the file.
+    """
+    with Image.open(path) as im:
+        orig = im.size
+        transposed = _exif_transposes(im)
+        if min_side is not None and im.format == "JPEG":
+            im.draft("RGB", (min_side, min_side))
+        im.load()
+        img = ImageOps.exif_transpose(im) if transposed else im
+        img = img.convert("RGB")
+    if transposed:
+        orig = (orig[1], orig[0])
+    return img, orig
+
+
+def _exif_transposes(im: Image.Image) -> bool:
+    try:
+        return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # noqa: BLE001 - broken EXIF is not our problem
+        return False
+
+
+def mean_chroma(img: Image.Image) -> float:
+    """Mean over pixels of ``max(R,G,B) - min(R,G,B)`` (0..255), on a <=64 px thumbnail."""
+    small = img if max(img.size) <= 96 else img.resize((64, 64), Image.BILINEAR)
+    a = np.asarray(small, dtype=np.int16)
+    return float((a.max(axis=2) - a.min(axis=2)).mean())
+
+
+def rgb_uint8_to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB -> float tensor ``(3, H, W)`` in ``[0, 1]``."""
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+class ImageDataset(Dataset):
+    """Base for datasets of image files with lazy validation, shared skip counting and seeded
+    per-(epoch, index) augmentation. Subclasses implement :meth:`_load`.
+
+    Args:
+        samples: the files (:class:`Sample` or paths).
+        resolution: output side in pixels (square).
+        augment: augmentation; ``None`` = :class:`Augment` (enabled).
+        seed: augmentation seed.
+        name: short description for messages.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample | str | os.PathLike],
+        resolution: int = 128,
+        augment: Augment | None = None,
+        seed: int = 0,
+        name: str = "images",
+    ) -> None:
+        self.samples = [s if isinstance(s, Sample) else Sample(str(s)) for s in samples]
+        if not self.samples:
+            raise ValueError(f"{name}: no images found")
+        if int(resolution) < 8:
+            raise ValueError(f"resolution must be >= 8, got {resolution}")
+        self.resolution = int(resolution)
+        self.augment = augment if augment is not None else Augment()
+        self.seed = int(seed)
+        self.name = name
+        self.epoch = 0
+        # One byte per item in shared memory: DataLoader workers (fork or spawn) write, the main
+        # process reads. Known-bad items are skipped without decoding them again.
+        self._status = torch.zeros(len(self.samples), dtype=torch.uint8).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation stream of ``epoch`` (call before building the epoch's loader)."""
+        self.epoch = int(epoch)
+
+    def _rng(self, index: int, attempt: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index, attempt])
+
+    def _crop_box(self, size: tuple[float, float], rng: np.random.Generator) -> tuple[float, float, float, float]:
+        if self.augment.enabled:
+            return _crop_params(size[0], size[1], self.augment, rng)
+        return _center_square(*size)
+
+    def _draft_side(self) -> int:
+        s = self.augment.scale[0] if self.augment.enabled else 1.0
+        return int(math.ceil(self.resolution / math.sqrt(max(s, 1e-3))))
+
+    def _load(self, sample: Sample, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        n = len(self.samples)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} items")
+        index %= n
+        for attempt in range(n):
+            j = (index + attempt) % n
+            if int(self._status[j]) != OK:
+                continue
+            try:
+                return self._load(self.samples[j], j, self._rng(index, attempt))
+            except _GrayscaleError:
+                self._status[j] = GRAYSCALE
+            except Exception:  # noqa: BLE001 - any decode error: skip the file, count it
+                self._status[j] = UNREADABLE
+        raise RuntimeError(f"{self.name}: none of the {n} images could be used (all unreadable or grayscale)")
+
+    # -- skip accounting ---------------------------------------------------------------------------
+    def skip_counts(self) -> dict[str, int]:
+        """Files skipped so far (in any process): ``{"unreadable": n, "grayscale": n}``."""
+        s = self._status
+        return {"unreadable": int((s == UNREADABLE).sum()), "grayscale": int((s == GRAYSCALE).sum())}
+
+    def skipped_paths(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of every file skipped so far."""
+        names = {UNREADABLE: "unreadable", GRAYSCALE: "grayscale"}
+        idx = torch.nonzero(self._status).flatten().tolist()
+        return [(self.samples[i].path, names[int(self._status[i])]) for i in idx]
+
+    def validate(self) -> dict[str, int]:
+        """Decode every file once now (in this process) and return :meth:`skip_counts`."""
+        for i, s in enumerate(self.samples):
+            if int(self._status[i]) == OK:
+                try:
+                    self._load(s, i, self._rng(i, 0))
+                except _GrayscaleError:
+                    self._status[i] = GRAYSCALE
+                except Exception:  # noqa: BLE001
+                    self._status[i] = UNREADABLE
+        return self.skip_counts()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, n={len(self)}, resolution={self.resolution})"
+
+
+class _GrayscaleError(Exception):
+    pass
+
+
+class LabDataset(ImageDataset):
+    """Colour photos as ``(L, ab)`` training pairs.
+
+    Items:
+        ``L``: ``(1, R, R)`` float32 in ``[0, 100]``; ``ab``: ``(2, R, R)`` float32 in Lab units
+        (roughly ``[-110, 110]``), ``R = resolution``.
+
+    Args:
+        samples: image files (:class:`Sample` for a crop box).
+        resolution: output side.
+        augment: see :class:`Augment`; pass ``Augment(enabled=False)`` for validation.
+        seed: augmentation seed.
+        min_chroma: images whose mean chroma (0..255 scale) is below this are skipped as grayscale.
+        name: description for messages.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample | str | os.PathLike],
+        resolution: int = 128,
+        augment: Augment | None = None,
+        seed: int = 0,
+        min_chroma: float = 4.0,
+        name: str = "images",
+    ) -> None:
+        super().__init__(samples, resolution, augment, seed, name)
+        self.min_chroma = float(min_chroma)
+
+    def load_rgb(self, sample: Sample, rng: np.random.Generator) -> torch.Tensor:
+        """The augmented RGB crop ``(3, R, R)`` in ``[0, 1]`` (raises on bad / grayscale files)."""
+        img, orig = decode_rgb(sample.path, self._draft_side())
+        sx, sy = img.size[0] / orig[0], img.size[1] / orig[1]
+        if sample.box is not None:
+            x0, y0, x1, y1 = sample.box
+            img = img.crop((round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)))
+        if self.min_chroma > 0 and mean_chroma(img) < self.min_chroma:
+            raise _GrayscaleError(sample.path)
+        box = self._crop_box(img.size, rng)
+        out = img.resize((self.resolution, self.resolution), Image.BILINEAR, box=box)
+        if self.augment.enabled and self.augment.flip and rng.random() < 0.5:
+            out = out.transpose(Image.FLIP_LEFT_RIGHT)
+        return rgb_uint8_to_tensor(out)
+
+    def _load(self, sample: Sample, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        lab = rgb_to_lab(self.load_rgb(sample, rng))
+        return lab[:1].contiguous(), lab[1:].contiguous()
+
+
+# -- helpers that see through Subset / ConcatDataset ---------------------------------------------------
+def iter_base_datasets(ds: Dataset) -> Iterator[ImageDataset]:
+    """Every :class:`ImageDataset` inside ``ds`` (through ``Subset`` and ``ConcatDataset``)."""
+    if isinstance(ds, ImageDataset):
+        yield ds
+    elif isinstance(ds, Subset):
+        yield from iter_base_datasets(ds.dataset)
+    elif isinstance(ds, ConcatDataset):
+        for d in ds.datasets:
+            yield from iter_base_datasets(d)
+
+
+def set_epoch(ds: Dataset, epoch: int) -> None:
+    """Call ``set_epoch`` on every dataset inside ``ds``."""
+    for d in iter_base_datasets(ds):
+        d.set_epoch(epoch)
+
+
+def skip_stats(ds: Dataset) -> dict[str, int]:
+    """Summed :meth:`ImageDataset.skip_counts` of every dataset inside ``ds``."""
+    total = {"unreadable": 0, "grayscale": 0}
+    for d in iter_base_datasets(ds):
+        for k, v in d.skip_counts().items():
+            total[k] += v
+    return total

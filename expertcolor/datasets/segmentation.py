@@ -1,0 +1,165 @@
+"""Image + label-map pairs for training the grayscale segmenter.
+
+Generic layout: an images root and a labels root whose relative paths mirror each other; the label
+of ``images/<rel>/<stem>.<ext>`` is ``labels/<rel>/<stem>.png`` (8-bit class ids, 255 = ignore).
+
+Shared layout (``shared/data``): labels at ``segmentation/<domain>/<same relative path>.png`` for
+``<domain>/...jpg`` with domain in faces/birds/animals/places, plus
+``segmentation/extra/{people,imagenet}/{images,labels}/``. :func:`shared_segmentation_pairs`
+gathers them with a train/val split: the domains' own split folders (birds: CUB's
+``train_test_split.txt``), a seeded split for the extras.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import Augment, ImageDataset, Sample, decode_rgb, list_images, seeded_split
+from .cub import _find_root as _cub_root
+from .cub import _read_table
+
+__all__ = ["IGNORE_INDEX", "SegmentationPairs", "find_pairs", "shared_segmentation_pairs", "SHARED_DOMAINS"]
+
+IGNORE_INDEX = 255
+SHARED_DOMAINS: tuple[str, ...] = ("faces", "birds", "animals", "places")
+SHARED_EXTRAS: tuple[str, ...] = ("people", "imagenet")
+
+
+def find_pairs(images_root: str | os.PathLike, labels_root: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(image, label)`` paths for every image below ``images_root`` whose mirrored label exists.
+
+    Raises:
+        FileNotFoundError: if a root does not exist.
+    """
+    images_root, labels_root = Path(images_root), Path(labels_root)
+    for r, what in ((images_root, "images"), (labels_root, "labels")):
+        if not r.is_dir():
+            raise FileNotFoundError(f"{what} root not found: {r}")
+    pairs = []
+    for img in list_images(images_root):
+        lbl = labels_root / img.relative_to(images_root).with_suffix(".png")
+        if lbl.is_file():
+            pairs.append((str(img), str(lbl)))
+    return pairs
+
+
+def _cub_split_of(cub_dir: Path) -> dict[str, str]:
+    """relative image path (under images/) -> "train" / "val"."""
+    images = _read_table(cub_dir / "images.txt", 1)
+    flags = _read_table(cub_dir / "train_test_split.txt", 1)
+    return {rel: ("train" if flags.get(i, ["0"])[0] == "1" else "val") for i, (rel,) in images.items()}
+
+
+def shared_segmentation_pairs(
+    root: str | os.PathLike,
+    split: str = "train",
+    domains: Sequence[str] = SHARED_DOMAINS,
+    extras: Sequence[str] = SHARED_EXTRAS,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+) -> list[tuple[str, str]]:
+    """All ``(image, label)`` pairs of a shared-style data folder for one split.
+
+    Args:
+        root: the data folder holding ``segmentation/`` and the domain folders (the
+            ``segmentation`` folder itself is accepted too).
+        split: ``"train"`` or ``"val"`` (``"test"`` = ``"val"``).
+        domains: domain folders to use.
+        extras: ``segmentation/extra/<name>`` sets to use (seeded split).
+        val_fraction, split_seed: the extras' split.
+
+    Raises:
+        FileNotFoundError: if ``root`` lacks ``segmentation/``.
+        ValueError: if nothing is found.
+    """
+    root = Path(root)
+    if root.name == "segmentation" and not (root / "segmentation").is_dir():
+        root = root.parent
+    seg = root / "segmentation"
+    if not seg.is_dir():
+        raise FileNotFoundError(
+            f"{root} has no segmentation/ folder "
+            "(expected segmentation/<domain>/<rel>.png mirroring <domain>/<rel>.jpg)"
+        )
+    want = "train" if split == "train" else "val"
+    pairs: list[tuple[str, str]] = []
+    for d in domains:
+        if not (seg / d).is_dir() or not (root / d).is_dir():
+            continue
+        found = find_pairs(root / d, seg / d)
+        cub = next((p for p in (root / d).iterdir() if (p / "images.txt").is_file()), None)
+        if cub is None and (root / d / "images.txt").is_file():
+            cub = root / d
+        if cub is not None:
+            cub = _cub_root(cub)
+            split_of = _cub_split_of(cub)
+            img_dir = cub / "images"
+            found = [(i, lb) for i, lb in found if split_of.get(Path(i).relative_to(img_dir).as_posix(), "?") == want]
+        else:
+            names = ("train",) if want == "train" else ("val", "test")
+            found = [(i, lb) for i, lb in found if Path(i).relative_to(root / d).parts[0] in names]
+        pairs += found
+    for e in extras:
+        base = seg / "extra" / e
+        if (base / "images").is_dir() and (base / "labels").is_dir():
+            pairs += seeded_split(find_pairs(base / "images", base / "labels"), split, val_fraction, split_seed)
+    if not pairs:
+        raise ValueError(f"no image/label pairs found for split {split!r} below {root}")
+    return pairs
+
+
+class SegmentationPairs(ImageDataset):
+    """``(L, label)`` pairs with the same random crop and flip on both.
+
+    Items:
+        ``L``: ``(1, R, R)`` float32 in ``[0, 100]``; ``label``: ``(R, R)`` int64 class ids, 255 =
+        ignore (pixels outside the image never occur: crops stay inside).
+
+    Args:
+        pairs: ``(image path, label path)``; the label must have the image's size.
+        resolution, augment, seed: see :class:`~expertcolor.datasets.base.ImageDataset`.
+        name: description for messages.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+        resolution: int = 160,
+        augment: Augment | None = None,
+        seed: int = 0,
+        name: str = "segmentation pairs",
+    ) -> None:
+        self.label_paths = [str(lb) for _, lb in pairs]
+        super().__init__([Sample(str(i)) for i, _ in pairs], resolution, augment, seed, name)
+
+    def load_label(self, index: int) -> np.ndarray:
+        """The full label map ``(H, W)`` uint8 of item ``index`` (no augmentation)."""
+        with Image.open(self.label_paths[index]) as im:
+            return np.asarray(im if im.mode in ("P", "L") else im.convert("L"))
+
+    def _load(self, sample: Sample, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        from ..color import rgb_to_lab
+        from .base import rgb_uint8_to_tensor
+
+        img, orig = decode_rgb(sample.path, self._draft_side())
+        with Image.open(self.label_paths[index]) as lb:
+            lb.load()
+            label = lb if lb.mode in ("P", "L") else lb.convert("L")
+        if label.size != orig:
+            raise ValueError(f"label {self.label_paths[index]} is {label.size}, image {sample.path} is {orig}")
+        box = self._crop_box(orig, rng)
+        sx, sy = img.size[0] / orig[0], img.size[1] / orig[1]
+        r = self.resolution
+        img = img.resize((r, r), Image.BILINEAR, box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        label = label.resize((r, r), Image.NEAREST, box=box)
+        if self.augment.enabled and self.augment.flip and rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            label = label.transpose(Image.FLIP_LEFT_RIGHT)
+        L = rgb_to_lab(rgb_uint8_to_tensor(img))[:1].contiguous()
+        return L, torch.from_numpy(np.asarray(label, dtype=np.int64).copy())

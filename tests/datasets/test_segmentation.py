@@ -1,0 +1,109 @@
+"""Image + label-map pairs: mirrored layout, joint augmentation, the shared-data gatherer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from expertcolor.datasets import Augment, SegmentationPairs, find_pairs, shared_segmentation_pairs
+
+
+def _pair(img_path: Path, lbl_path: Path, w: int = 40, h: int = 30, cls: int = 15) -> None:
+    """Left half bright red with class ``cls``, right half dark blue background; a 255 strip at the top."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, : w // 2] = (230, 40, 40)
+    img[:, w // 2 :] = (10, 10, 90)
+    lbl = np.zeros((h, w), np.uint8)
+    lbl[:, : w // 2] = cls
+    lbl[:2] = 255
+    img_path.parent.mkdir(parents=True, exist_ok=True)
+    lbl_path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(img_path, quality=95)
+    Image.fromarray(lbl, mode="L").save(lbl_path)
+
+
+@pytest.fixture
+def pair_roots(tmp_path: Path) -> tuple[Path, Path]:
+    for i in range(6):
+        _pair(tmp_path / "images" / f"s{i % 2}" / f"{i}.jpg", tmp_path / "labels" / f"s{i % 2}" / f"{i}.png")
+    (tmp_path / "images" / "nolabel.jpg").write_bytes((tmp_path / "images" / "s0" / "0.jpg").read_bytes())
+    return tmp_path / "images", tmp_path / "labels"
+
+
+def test_find_pairs_mirrors_relative_paths(pair_roots: tuple[Path, Path]) -> None:
+    pairs = find_pairs(*pair_roots)
+    assert len(pairs) == 6
+    for img, lbl in pairs:
+        rel_img = Path(img).relative_to(pair_roots[0]).with_suffix("")
+        assert rel_img == Path(lbl).relative_to(pair_roots[1]).with_suffix("")
+    with pytest.raises(FileNotFoundError, match="labels root"):
+        find_pairs(pair_roots[0], pair_roots[1] / "missing")
+
+
+def test_items_and_joint_augmentation(pair_roots: tuple[Path, Path]) -> None:
+    ds = SegmentationPairs(find_pairs(*pair_roots), resolution=24, augment=Augment(scale=(0.3, 1.0)), seed=0)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            L, lbl = ds[i]
+            assert L.shape == (1, 24, 24) and lbl.shape == (24, 24) and lbl.dtype == torch.int64
+            assert set(lbl.unique().tolist()) <= {0, 15, 255}  # nearest: no mixed values
+            # The same crop and flip went to both: bright (red) pixels carry the person class.
+            known = lbl != 255
+            person = (lbl == 15) & known
+            if person.any() and (~person & known).any():
+                assert float(L[0][person].mean()) > float(L[0][~person & known].mean()) + 15
+
+
+def test_label_size_mismatch_is_skipped(tmp_path: Path) -> None:
+    _pair(tmp_path / "i" / "a.jpg", tmp_path / "l" / "a.png")
+    _pair(tmp_path / "i" / "b.jpg", tmp_path / "l" / "b.png")
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "l" / "b.png")
+    ds = SegmentationPairs(find_pairs(tmp_path / "i", tmp_path / "l"), resolution=16)
+    ds[1]
+    assert ds.skip_counts()["unreadable"] == 1
+
+
+def _fake_shared(root: Path) -> Path:
+    for split, n in (("train", 3), ("val", 1)):
+        for i in range(n):
+            _pair(root / "faces" / split / f"{i}.jpg", root / "segmentation" / "faces" / split / f"{i}.png")
+    cub = root / "birds" / "CUB_200_2011"
+    rows, flags = [], []
+    for n, i in enumerate((0, 5, 9)):
+        rel = f"Sparrow/{i:04d}.jpg"
+        seg_lbl = root / "segmentation" / "birds" / "CUB_200_2011" / "images" / f"Sparrow/{i:04d}.png"
+        _pair(cub / "images" / rel, seg_lbl, cls=3)
+        rows.append(f"{i} {rel}")
+        flags.append(f"{i} {1 if n < 2 else 0}")
+    (cub / "images.txt").write_text("\n".join(rows) + "\n")
+    (cub / "train_test_split.txt").write_text("\n".join(flags) + "\n")
+    for i in range(10):
+        ex = root / "segmentation" / "extra" / "people"
+        _pair(ex / "images" / f"{i}.jpg", ex / "labels" / f"{i}.png")
+    return root
+
+
+def test_shared_segmentation_pairs_fake_tree(tmp_path: Path) -> None:
+    root = _fake_shared(tmp_path)
+    train = shared_segmentation_pairs(root, "train", val_fraction=0.2)
+    val = shared_segmentation_pairs(root / "segmentation", "val", val_fraction=0.2)
+    assert len(train) == 3 + 2 + 8 and len(val) == 1 + 1 + 2
+    assert not {p for p, _ in train} & {p for p, _ in val}
+    assert any("0009.jpg" in p for p, _ in val)  # CUB flag 0 -> held out
+    with pytest.raises(FileNotFoundError, match="segmentation/"):
+        shared_segmentation_pairs(tmp_path / "faces")
+
+
+def test_shared_segmentation_pairs_real_data(shared_data: Path) -> None:
+    train = shared_segmentation_pairs(shared_data, "train")
+    val = shared_segmentation_pairs(shared_data, "val")
+    assert len(train) > 5000 and len(val) > 1000
+    assert not {p for p, _ in train} & {p for p, _ in val}
+    ds = SegmentationPairs(val[:2], resolution=64, augment=Augment(enabled=False))
+    L, lbl = ds[0]
+    assert L.shape == (1, 64, 64) and int(lbl.max()) < 21
