@@ -8,6 +8,7 @@ from typing import Any
 
 import segmentation_models_pytorch as smp
 import torch
+import torch.nn.functional as F
 
 from ..color import normalize_l
 from ..modeling import PretrainedModel, load_encoder_weights, pad_to_multiple
@@ -68,11 +69,21 @@ class GraySegmenter(PretrainedModel, Segmenter):
         except (KeyError, ValueError, TypeError) as e:
             raise ValueError(f"cannot build segmenter ({self.config.arch}/{self.config.encoder}): {e}") from None
 
-    def logits(self, L: torch.Tensor) -> torch.Tensor:
-        """Raw class scores, shape ``(B, C, H, W)``; see :meth:`forward` for the input."""
+    def raw(self, L: torch.Tensor) -> torch.Tensor:
+        """Class scores at the decoder's output stride (FPN with ``upsampling=1``: 1/4 of the input,
+        rounded up); training computes its loss here, against labels downsampled to match."""
         self._check_input(L)
         x, (h, w) = pad_to_multiple(normalize_l(L), 32)
-        return self.net(x)[..., :h, :w]
+        out = self.net(x)
+        stride = x.shape[-1] // out.shape[-1]
+        return out[..., : -(-h // stride), : -(-w // stride)]
+
+    def logits(self, L: torch.Tensor) -> torch.Tensor:
+        """Raw class scores at the input's size, shape ``(B, C, H, W)``; see :meth:`forward` for the input."""
+        out = self.raw(L)
+        if out.shape[-2:] != L.shape[-2:]:
+            out = F.interpolate(out, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        return out
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(B, C, H, W)`` from L ``(B, 1, H, W)`` in ``[0, 100]``."""

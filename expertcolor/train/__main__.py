@@ -1,0 +1,24 @@
+"""``python -m expertcolor.train [expert|segmenter] ...`` (default: expert training)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Dispatch to the expert (default) or segmenter training script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("segmenter", "train-segmenter"):
+        from .segmenter import get_args_parser, main
+
+        argv = argv[1:]
+    else:
+        from .expert import get_args_parser, main
+
+        if argv and argv[0] in ("expert", "train-expert"):
+            argv = argv[1:]
+    main(get_args_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,248 @@
+"""``expertcolor train-expert``: train a domain expert (L -> ab) on colour photos.
+
+Usage (also ``python -m expertcolor.train ...`` and ``torchrun --nproc_per_node=N -m expertcolor.train ...``)::
+
+    expertcolor train-expert --name birds --dataset cub --root data/birds --epochs 30 \\
+        --init-encoder mobilenet_v2_imagenet_bnstats.safetensors --out runs/birds
+
+The result is ``OUT/expert/`` (``config.json`` + ``model.safetensors``, training provenance in the
+config), beside ``OUT/checkpoint.pt``, ``OUT/args.json`` and ``OUT/metrics.jsonl``. Register it in
+a model directory with :func:`expertcolor.hub.add_expert_to_model_dir`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+
+from ..color import normalize_l
+from ..datasets import DATASETS, Augment, build_dataset, skip_stats
+from ..experts import DEFAULT_EXPERT_ARCH, Expert, create_expert, list_experts
+from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES
+from .common import (
+    Trainer,
+    add_common_args,
+    cap_dataset,
+    cleanup_distributed,
+    collect_names,
+    command_line,
+    reduce_dict,
+    resolved_args,
+    setup_distributed,
+    shard_indices,
+)
+from .losses import LOSSES, RegressionLoss, SoftEncodedCELoss, estimate_bin_prior, pool_target
+from .metrics import color_metrics
+
+__all__ = ["get_args_parser", "main", "build_datasets", "RawExpert"]
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """Options of ``train-expert``."""
+    p = argparse.ArgumentParser(
+        prog="expertcolor train-expert", description="Train a colorization expert (L -> ab).", add_help=add_help
+    )
+    g = p.add_argument_group("expert")
+    g.add_argument("--name", default="expert", help="expert name used by routing (e.g. faces, birds, animals, places)")
+    g.add_argument("--classes", nargs="*", default=None,
+                   help="VOC classes the expert owns (default: from the default routing table for --name)")
+    g.add_argument("--arch", default=DEFAULT_EXPERT_ARCH, choices=list_experts())
+    g.add_argument("--head", default="classification", choices=("classification", "regression"))
+    g.add_argument("--loss", default="auto", choices=("auto", *LOSSES["classification"], *LOSSES["regression"]),
+                   help="auto: soft_ce (classification) / mse (regression)")
+    g.add_argument("--rebalance-lambda", type=float, default=0.5,
+                   help="class rebalancing mix with uniform for soft_ce/ce (1 = no rebalancing)")
+    g.add_argument("--prior-images", type=int, default=500, help="training images used to estimate the ab bin prior")
+    g.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature stored in the expert")
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", nargs="+", default=["folder"], choices=DATASETS,
+                   help="layout of each --root (one value applies to all roots)")
+    d.add_argument("--root", nargs="+", required=True, help="dataset root(s); several roots train on their union")
+    d.add_argument("--data-classes", nargs="*", default=None,
+                   help="class filter of the data (Animals-10 classes, folder subfolders, Places365 categories)")
+    d.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction for seeded splits")
+    d.add_argument("--split-seed", type=int, default=0, help="seed of the seeded splits")
+    d.add_argument("--min-chroma", type=float, default=4.0, help="skip images whose mean chroma is below this")
+    add_common_args(p, resolution=128, batch_size=32, lr=1e-3)
+    return p
+
+
+def build_datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset]:
+    """Training and validation sets from ``--dataset`` / ``--root`` (a union for several roots)."""
+    kinds = list(args.dataset)
+    roots = list(args.root)
+    if len(kinds) == 1:
+        kinds = kinds * len(roots)
+    if len(kinds) != len(roots):
+        raise ValueError(f"--dataset has {len(kinds)} values but --root has {len(roots)}; give one or one per root")
+    data_classes = collect_names(args.data_classes) or None
+    train, val = [], []
+    for kind, root in zip(kinds, roots):
+        common = dict(resolution=args.resolution, seed=args.seed, min_chroma=args.min_chroma,
+                      val_fraction=args.val_fraction, split_seed=args.split_seed,
+                      classes=data_classes if kind not in ("celeba", "cub") else None)
+        train.append(build_dataset(kind, root, "train", augment=Augment(), **common))
+        val.append(build_dataset(kind, root, "val", augment=Augment(enabled=False), **common))
+    train_set: Dataset = train[0] if len(train) == 1 else ConcatDataset(train)
+    val_set: Dataset = val[0] if len(val) == 1 else _interleave(val)
+    return cap_dataset(train_set, args.max_images, args.seed), val_set
+
+
+def _interleave(sets: Sequence[Dataset]) -> Dataset:
+    """Concatenate validation sets in round-robin order, so a --max-val-images cap covers all."""
+    cat = ConcatDataset(sets)
+    offsets = [0, *cat.cumulative_sizes[:-1]]
+    order = [off + i for i in range(max(len(s) for s in sets)) for s, off in zip(sets, offsets) if i < len(s)]
+    return Subset(cat, order)
+
+
+class RawExpert(nn.Module):
+    """``L (B,1,H,W) in [0,100] -> Expert.raw`` — the module DDP wraps for training."""
+
+    def __init__(self, expert: Expert) -> None:
+        super().__init__()
+        self.expert = expert
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        return self.expert.raw(normalize_l(L))
+
+
+def _shrink_head(expert: Expert, scale: float = 0.03) -> None:
+    """Scale the last conv of the head down (and zero its bias) so a fresh regression head starts
+    near neutral ab: with an ImageNet encoder it otherwise starts at ~30x the target's spread and
+    needs hundreds of steps to come back."""
+    convs = [m for m in expert.net.segmentation_head.modules() if isinstance(m, nn.Conv2d)]
+    if convs:
+        with torch.no_grad():
+            convs[-1].weight.mul_(scale)
+            if convs[-1].bias is not None:
+                convs[-1].bias.zero_()
+
+
+def _default_classes(name: str) -> list[str]:
+    return [c for c, e in DEFAULT_ROUTES.items() if e == name]
+
+
+def build_criterion(args: argparse.Namespace, expert: Expert, train_set: Dataset, estimate_prior: bool) -> nn.Module:
+    """The loss for ``--head`` / ``--loss``; estimates the ab bin prior for ``soft_ce`` / ``ce``."""
+    loss = args.loss
+    if loss == "auto":
+        loss = "soft_ce" if args.head == "classification" else "mse"
+    if loss not in LOSSES[args.head]:
+        raise ValueError(f"--loss {loss} does not fit --head {args.head}; choose from {list(LOSSES[args.head])}")
+    args.loss = loss
+    if args.head == "regression":
+        return RegressionLoss(loss)
+    prior = None
+    if estimate_prior and args.rebalance_lambda < 1.0:
+        prior = estimate_prior_from(train_set, expert, args.prior_images, args.batch_size, args.workers, args.seed)
+    return SoftEncodedCELoss(expert.bin_centers, prior, lam=args.rebalance_lambda, soft=loss == "soft_ce")
+
+
+def estimate_prior_from(
+    train_set: Dataset, expert: Expert, n_images: int, batch_size: int, workers: int, seed: int
+) -> torch.Tensor:
+    """The smoothed ab bin prior over ``n_images`` seeded training samples, at the raw output size."""
+    n = min(n_images, len(train_set))
+    idx = sorted(torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed + 7)).tolist()[:n])
+    loader = DataLoader(Subset(train_set, idx), batch_size=batch_size, num_workers=workers)
+    with torch.no_grad():
+        size = expert.raw(torch.zeros(1, 1, expert.config.resolution, expert.config.resolution)).shape[-2:]
+    return estimate_bin_prior((pool_target(ab, size) for _, ab in loader), expert.bin_centers * 110.0)
+
+
+def make_evaluator(args: argparse.Namespace, val_set: Dataset, dist) -> Any:
+    """A function ``(RawExpert) -> metrics`` over this rank's share of the validation set."""
+    idx = shard_indices(len(val_set), dist, args.max_val_images)
+    loader = DataLoader(Subset(val_set, idx), batch_size=args.batch_size, num_workers=args.workers)
+
+    def evaluate(model: RawExpert) -> dict[str, float]:
+        sums = {"ab_mse": 0.0, "psnr": 0.0, "colorfulness_pred": 0.0, "colorfulness_true": 0.0, "n": 0.0}
+        for L, ab in loader:
+            L, ab = L.to(dist.device), ab.to(dist.device)
+            m = color_metrics(L, model.expert(L), ab)
+            for k, v in m.items():
+                sums[k] += float(v.sum())
+            sums["n"] += len(L)
+        sums = reduce_dict(sums, dist)
+        n = max(sums.pop("n"), 1.0)
+        out = {f"val_{k}": v / n for k, v in sums.items()}
+        out["val_colorfulness_ratio"] = out["val_colorfulness_pred"] / max(out["val_colorfulness_true"], 1e-9)
+        out["val_images"] = int(n)
+        return out
+
+    return evaluate
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Train an expert as described by ``args`` (from :func:`get_args_parser`).
+
+    Returns:
+        The final training state (``epoch``, ``global_step``, ``images_seen``, ``history``,
+        ``stopped``) plus ``expert_dir`` when the run finished.
+    """
+    t_start = time.time()
+    dist = setup_distributed(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        classes = collect_names(args.classes) if args.classes is not None else _default_classes(args.name)
+        unknown = [c for c in classes if c not in VOC_CATEGORIES]
+        if unknown:
+            raise ValueError(f"--classes {unknown} are not VOC categories; choose from {list(VOC_CATEGORIES)}")
+        args.classes = classes
+        train_set, val_set = build_datasets(args)
+        torch.manual_seed(args.seed)
+        overrides = {"temperature": args.temperature} if args.temperature is not None else {}
+        expert = create_expert(args.arch, name=args.name, classes=classes, resolution=args.resolution,
+                               init_encoder=args.init_encoder, head=args.head, **overrides)
+        if args.head == "regression":
+            _shrink_head(expert)
+        ckpt = Path(args.out) / "checkpoint.pt"
+        resuming = bool(args.resume and ckpt.is_file())
+        criterion = build_criterion(args, expert, train_set, estimate_prior=not resuming)
+        trainer = Trainer(args, RawExpert(expert), criterion, train_set, make_evaluator(args, val_set, dist), dist)
+        if dist.is_main:
+            print(f"train-expert {args.name}: {len(train_set)} train / {len(val_set)} val images, "
+                  f"{trainer.steps_per_epoch} steps/epoch x {args.epochs} epochs, loss {args.loss}, "
+                  f"device {dist.device}, world size {dist.world_size}", file=sys.stderr)
+        result = trainer.fit()
+        if result["stopped"]:
+            return result
+        if dist.is_main:
+            final = result["history"][-1] if result["history"] else {}
+            expert.with_provenance(
+                dataset=list(args.dataset),
+                root=[str(r) for r in args.root],
+                command=command_line(),
+                args={k: v for k, v in resolved_args(args).items() if k != "command"},
+                epochs=args.epochs,
+                images_seen=result["images_seen"],
+                steps=result["global_step"],
+                train_time_s=round(result["train_time"], 1),
+                wall_time_s=round(time.time() - t_start, 1),
+                loss=args.loss,
+                seed=args.seed,
+                resolution=args.resolution,
+                skipped_train_files=skip_stats(train_set),
+                val_metrics={k: v for k, v in final.items() if k.startswith("val_")},
+                finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            )
+            out_dir = expert.save_pretrained(Path(args.out) / "expert")
+            result["expert_dir"] = str(out_dir)
+            print(f"expert written to {out_dir}", file=sys.stderr)
+        return result
+    finally:
+        cleanup_distributed(dist)
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())

@@ -1,0 +1,173 @@
+"""Colorization losses on the expert's raw output (``Expert.raw``: 1/4 resolution for FPN).
+
+* :class:`SoftEncodedCELoss` (classification head): Zhang et al. 2016, "Colorful Image
+  Colorization". The ab target is area-pooled to the logits' size, soft-encoded on its ``k = 5``
+  nearest bins with Gaussian weights (``sigma = 5`` ab units), and each pixel's cross-entropy is
+  weighted by the rarity of its nearest bin (class rebalancing: ``w ∝ ((1-λ) p̃ + λ/Q)^-1`` with the
+  smoothed empirical bin prior ``p̃``, normalised so ``E_p̃[w] = 1``). Rare saturated colours then
+  weigh as much as the common desaturated ones, which counters grey/brown averaging.
+* :class:`RegressionLoss` (regression head): ``mse`` or ``smooth_l1`` on ``ab / 110``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..color import AB_SCALE
+
+__all__ = ["SoftEncodedCELoss", "RegressionLoss", "pool_target", "estimate_bin_prior", "rebalance_weights", "LOSSES"]
+
+LOSSES: dict[str, tuple[str, ...]] = {
+    "classification": ("soft_ce", "ce"),
+    "regression": ("mse", "smooth_l1"),
+}
+
+
+def pool_target(ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area-pool ab ``(B, 2, H, W)`` (Lab units) to ``size`` (the raw output size)."""
+    if tuple(ab.shape[-2:]) == tuple(size):
+        return ab
+    return F.adaptive_avg_pool2d(ab, size)
+
+
+def _sq_dist(ab: torch.Tensor, centers_ab: torch.Tensor) -> torch.Tensor:
+    """Squared distances ``(B, Q, h, w)`` of ab ``(B, 2, h, w)`` to bin centres ``(Q, 2)`` (ab units)."""
+    c = centers_ab.to(ab.dtype)
+    cross = torch.einsum("bchw,qc->bqhw", ab, c)
+    return (ab.pow(2).sum(1, keepdim=True) + c.pow(2).sum(1)[None, :, None, None] - 2 * cross).clamp_min(0)
+
+
+def soft_encode_sparse(
+    ab: torch.Tensor, centers_ab: torch.Tensor, k: int = 5, sigma: float = 5.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` nearest bins of each pixel and their Gaussian weights.
+
+    Args:
+        ab: ``(B, 2, h, w)`` in ab units.
+        centers_ab: ``(Q, 2)`` bin centres in ab units.
+
+    Returns:
+        ``(index, weight)``, each ``(B, k, h, w)``: bins sorted by distance (index 0 is the nearest),
+        weights summing to 1 over k.
+    """
+    d = _sq_dist(ab.float(), centers_ab)
+    dk, ik = d.topk(k, dim=1, largest=False)
+    return ik, torch.softmax(-dk / (2 * sigma**2), dim=1)
+
+
+def soft_encode(
+    ab: torch.Tensor, centers_ab: torch.Tensor, k: int = 5, sigma: float = 5.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft-encode ab on the ``k`` nearest bins.
+
+    Args:
+        ab: ``(B, 2, h, w)`` in ab units.
+        centers_ab: ``(Q, 2)`` bin centres in ab units.
+
+    Returns:
+        ``(target, nearest)``: target distribution ``(B, Q, h, w)`` summing to 1 over Q, and the
+        index of the nearest bin ``(B, h, w)``.
+    """
+    ik, wk = soft_encode_sparse(ab, centers_ab, k, sigma)
+    q = centers_ab.shape[0]
+    target = torch.zeros(ab.shape[0], q, *ab.shape[2:], dtype=wk.dtype, device=ab.device).scatter_(1, ik, wk)
+    return target, ik[:, 0]
+
+
+@torch.no_grad()
+def estimate_bin_prior(
+    ab_batches: Iterable[torch.Tensor], centers_ab: torch.Tensor, sigma: float = 5.0
+) -> torch.Tensor:
+    """Empirical distribution of nearest bins over ab maps, smoothed with a Gaussian in ab space.
+
+    Args:
+        ab_batches: ab tensors ``(B, 2, h, w)`` in ab units.
+        centers_ab: ``(Q, 2)``.
+        sigma: smoothing in ab units (Zhang et al.: 5).
+
+    Returns:
+        ``(Q,)`` probabilities.
+    """
+    q = centers_ab.shape[0]
+    counts = torch.zeros(q, dtype=torch.float64)
+    for ab in ab_batches:
+        nearest = _sq_dist(ab.float(), centers_ab).argmin(1)
+        counts += torch.bincount(nearest.flatten(), minlength=q).double().cpu()
+    if counts.sum() == 0:
+        return torch.full((q,), 1.0 / q)
+    p = counts / counts.sum()
+    c = centers_ab.double().cpu()
+    kernel = torch.exp(-torch.cdist(c, c).pow(2) / (2 * sigma**2))
+    p = kernel @ p
+    return (p / p.sum()).float()
+
+
+def rebalance_weights(prior: torch.Tensor, lam: float = 0.5) -> torch.Tensor:
+    """Per-bin weights ``∝ ((1-λ) prior + λ/Q)^-1``, normalised so ``sum(prior * w) = 1``."""
+    q = prior.numel()
+    w = 1.0 / ((1 - lam) * prior + lam / q)
+    return (w / (prior * w).sum()).float()
+
+
+class SoftEncodedCELoss(nn.Module):
+    """Soft-encoded, class-rebalanced cross-entropy for the classification head.
+
+    Args:
+        centers: bin centres ``(Q, 2)`` in normalised units (``Expert.bin_centers``, ab/110).
+        prior: empirical bin prior ``(Q,)``; ``None`` = uniform (no rebalancing).
+        lam: mixing with uniform (0.5 as Zhang et al.; 1 disables rebalancing).
+        k, sigma: soft encoding (nearest bins, Gaussian width in ab units).
+        soft: ``False`` gives plain one-hot CE on the nearest bin ("ce").
+
+    Forward:
+        logits ``(B, Q, h, w)`` and ab ``(B, 2, H, W)`` in Lab units -> scalar loss.
+    """
+
+    def __init__(
+        self,
+        centers: torch.Tensor,
+        prior: torch.Tensor | None = None,
+        lam: float = 0.5,
+        k: int = 5,
+        sigma: float = 5.0,
+        soft: bool = True,
+    ) -> None:
+        super().__init__()
+        q = centers.shape[0]
+        self.register_buffer("centers_ab", centers.detach().float() * AB_SCALE)
+        prior = torch.full((q,), 1.0 / q) if prior is None else prior.float()
+        self.register_buffer("prior", prior)
+        self.register_buffer("weights", rebalance_weights(prior, lam))
+        self.k, self.sigma, self.soft, self.lam = k, sigma, soft, lam
+
+    def forward(self, logits: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        target_ab = pool_target(ab, logits.shape[-2:])
+        logp = F.log_softmax(logits.float(), dim=1)
+        if self.soft:
+            idx, wk = soft_encode_sparse(target_ab, self.centers_ab, self.k, self.sigma)
+            ce = -(wk * logp.gather(1, idx)).sum(1)  # = -sum_q target_q log p_q, target sparse
+            nearest = idx[:, 0]
+        else:
+            nearest = _sq_dist(target_ab.float(), self.centers_ab).argmin(1)
+            ce = F.nll_loss(logp, nearest, reduction="none")
+        return (ce * self.weights[nearest]).mean()
+
+
+class RegressionLoss(nn.Module):
+    """``mse`` or ``smooth_l1`` between raw ``ab/110`` ``(B, 2, h, w)`` and the area-pooled target."""
+
+    def __init__(self, kind: str = "mse", beta: float = 0.05) -> None:
+        super().__init__()
+        if kind not in LOSSES["regression"]:
+            raise ValueError(f"regression loss must be one of {LOSSES['regression']}, got {kind!r}")
+        self.kind, self.beta = kind, beta
+
+    def forward(self, raw: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        target = pool_target(ab, raw.shape[-2:]) / AB_SCALE
+        if self.kind == "mse":
+            return F.mse_loss(raw.float(), target)
+        return F.smooth_l1_loss(raw.float(), target, beta=self.beta)

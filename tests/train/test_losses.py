@@ -1,0 +1,87 @@
+"""Soft-encoded rebalanced CE, regression losses and metrics."""
+
+from __future__ import annotations
+
+import torch
+
+from expertcolor import create_expert
+from expertcolor.train.losses import (
+    RegressionLoss,
+    SoftEncodedCELoss,
+    estimate_bin_prior,
+    pool_target,
+    rebalance_weights,
+    soft_encode,
+)
+from expertcolor.train.metrics import colorfulness, confusion_matrix, group_confusion, iou_from_confusion
+
+CENTERS = create_expert(name="x").bin_centers  # (Q, 2) normalised
+
+
+def test_soft_encoding_k_nearest_gaussian() -> None:
+    centers_ab = CENTERS * 110
+    ab = torch.tensor([[3.0, -2.0], [41.0, 18.0]]).T.reshape(1, 2, 1, 2)
+    target, nearest = soft_encode(ab, centers_ab, k=5, sigma=5.0)
+    assert target.shape == (1, CENTERS.shape[0], 1, 2)
+    assert torch.allclose(target.sum(1), torch.ones(1, 1, 2))
+    assert ((target > 0).sum(1) == 5).all()
+    assert torch.allclose(centers_ab[nearest[0, 0, 0]], torch.tensor([0.0, 0.0]))
+    assert torch.allclose(centers_ab[nearest[0, 0, 1]], torch.tensor([40.0, 20.0]))
+    # The nearest bin gets the largest weight.
+    assert int(target[0, :, 0, 1].argmax()) == int(nearest[0, 0, 1])
+
+
+def test_rebalance_weights_have_expectation_one_and_favour_rare_bins() -> None:
+    prior = torch.rand(CENTERS.shape[0]) ** 4
+    prior /= prior.sum()
+    w = rebalance_weights(prior, 0.5)
+    assert abs(float((prior * w).sum()) - 1.0) < 1e-5
+    assert float(w[prior.argmin()]) > float(w[prior.argmax()])
+    uniform = rebalance_weights(prior, 1.0)
+    assert torch.allclose(uniform, torch.ones_like(uniform), atol=1e-5)
+
+
+def test_bin_prior_is_a_smoothed_distribution() -> None:
+    ab = torch.zeros(2, 2, 4, 4)
+    ab[:, 0] = 30.0
+    p = estimate_bin_prior([ab], CENTERS * 110)
+    assert abs(float(p.sum()) - 1.0) < 1e-5
+    assert torch.allclose((CENTERS * 110)[p.argmax()], torch.tensor([30.0, 0.0]))
+    assert int((p > 1e-3).sum()) > 1  # smoothed
+
+
+def test_soft_ce_prefers_the_right_colour() -> None:
+    loss = SoftEncodedCELoss(CENTERS)
+    ab = torch.zeros(1, 2, 8, 8)
+    ab[:, 0] = 40.0
+    target, _ = soft_encode(pool_target(ab, (2, 2)), CENTERS * 110)
+    good = torch.log(target + 1e-4) * 5
+    bad = torch.zeros_like(good)
+    assert float(loss(good, ab)) < float(loss(bad, ab))
+    hard = SoftEncodedCELoss(CENTERS, soft=False)
+    assert float(hard(good, ab)) < float(hard(bad, ab))
+
+
+def test_regression_losses() -> None:
+    ab = torch.randn(2, 2, 8, 8) * 20
+    exact = pool_target(ab, (4, 4)) / 110
+    for kind in ("mse", "smooth_l1"):
+        fn = RegressionLoss(kind)
+        assert float(fn(exact, ab)) < 1e-8 < float(fn(torch.zeros_like(exact), ab))
+
+
+def test_colorfulness_and_iou() -> None:
+    gray = torch.full((1, 3, 8, 8), 0.5)
+    assert float(colorfulness(gray)) < 1e-4
+    vivid = torch.zeros(1, 3, 8, 8)
+    vivid[:, 0, :, :4] = 1.0
+    vivid[:, 2, :, 4:] = 1.0
+    assert float(colorfulness(vivid)) > 50
+    target = torch.tensor([[0, 15, 3, 255]])
+    pred = torch.tensor([[0, 15, 8, 0]])
+    conf = confusion_matrix(pred, target, 21)
+    assert int(conf.sum()) == 3
+    iou, miou = iou_from_confusion(conf)
+    assert float(iou[0]) == 1.0 and float(iou[15]) == 1.0 and float(iou[3]) == 0.0
+    g = group_confusion(conf)
+    assert g.shape == (4, 4) and int(g[2, 3]) == 1  # bird predicted as animal

@@ -1,0 +1,117 @@
+"""``train-expert``: a few steps on a tiny folder, outputs, and exact resume after a kill."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from expertcolor import Expert
+from expertcolor.train import expert as train_expert
+from expertcolor.train.common import load_checkpoint
+from expertcolor.train.losses import SoftEncodedCELoss
+
+
+def _args(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["--root", str(root), "--out", str(out), "--resolution", "32", "--batch-size", "4", "--epochs", "2",
+            "--workers", "0", "--prior-images", "8", "--no-progress", "--threads", "1", *extra]
+
+
+def _run(argv: list[str]) -> dict:
+    return train_expert.main(train_expert.get_args_parser().parse_args(argv))
+
+
+def test_train_expert_writes_a_loadable_expert(tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = _run(_args(tiny_folder, out, "--name", "faces", "--max-images", "12"))
+    assert not result["stopped"] and result["global_step"] == 6 and result["images_seen"] == 24
+    expert = Expert.from_pretrained(out / "expert")
+    assert expert.name == "faces" and expert.config.classes == ("person",)  # default routing of "faces"
+    prov = expert.config.provenance
+    assert prov["dataset"] == ["folder"] and prov["epochs"] == 2 and prov["images_seen"] == 24
+    assert {"val_ab_mse", "val_psnr", "val_colorfulness_pred", "val_colorfulness_true"} <= set(prov["val_metrics"])
+    assert prov["args"]["max_images"] == 12 and isinstance(prov["command"], str)
+    args = json.loads((out / "args.json").read_text())
+    assert args["name"] == "faces" and args["loss"] == "soft_ce" and args["classes"] == ["person"]
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2] and lines[-1]["val_images"] == 4
+    ck = load_checkpoint(out / "checkpoint.pt")  # weights_only=True
+    assert ck["state"]["epoch"] == 2
+    with torch.no_grad():
+        ab = expert(torch.full((1, 1, 32, 32), 50.0))
+    assert ab.shape == (1, 2, 32, 32) and torch.isfinite(ab).all()
+
+
+def test_grayscale_training_file_is_counted(tiny_folder: Path, tmp_path: Path) -> None:
+    result = _run(_args(tiny_folder, tmp_path / "r", "--epochs", "1", "--head", "regression", "--loss", "smooth_l1"))
+    assert result["history"][-1]["skipped_train_files"] == {"unreadable": 0, "grayscale": 1}
+    assert Expert.from_pretrained(tmp_path / "r" / "expert").config.head == "regression"
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """Kill inside step 5 (checkpoints every 2 steps) and resume: weights equal exactly (atol 0)."""
+    full = tmp_path / "full"
+    _run(_args(tiny_folder, full, "--epochs", "3", "--max-images", "12"))
+
+    part = tmp_path / "part"
+    calls = {"n": 0}
+    forward = SoftEncodedCELoss.forward
+
+    def dying_forward(self, logits, ab):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("simulated kill")
+        return forward(self, logits, ab)
+
+    monkeypatch.setattr(SoftEncodedCELoss, "forward", dying_forward)
+    with pytest.raises(KeyboardInterrupt):
+        _run(_args(tiny_folder, part, "--epochs", "3", "--max-images", "12", "--save-every", "2"))
+    monkeypatch.setattr(SoftEncodedCELoss, "forward", forward)
+    assert load_checkpoint(part / "checkpoint.pt")["state"]["global_step"] == 4
+    assert not (part / "expert").exists()
+    result = _run(_args(tiny_folder, part, "--epochs", "3", "--max-images", "12", "--resume"))
+    assert result["global_step"] == 9
+
+    a, b = load_file(full / "expert" / "model.safetensors"), load_file(part / "expert" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ma = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
+    mb = [json.loads(x) for x in (part / "metrics.jsonl").read_text().splitlines()]
+    assert [r["val_ab_mse"] for r in ma] == [r["val_ab_mse"] for r in mb]
+
+
+def test_stop_after_steps_then_resume_mid_epoch(tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    r = _run(_args(tiny_folder, out, "--epochs", "1", "--max-images", "12", "--stop-after-steps", "2"))
+    assert r["stopped"] and r["global_step"] == 2 and r["step_in_epoch"] == 2
+    r = _run(_args(tiny_folder, out, "--epochs", "1", "--max-images", "12", "--resume"))
+    assert not r["stopped"] and r["global_step"] == 3
+
+
+def test_union_of_datasets_and_errors(tiny_folder: Path, tmp_path: Path) -> None:
+    from expertcolor.train.expert import build_datasets
+
+    args = train_expert.get_args_parser().parse_args(
+        ["--dataset", "folder", "folder", "--root", str(tiny_folder), str(tiny_folder), "--out", str(tmp_path)]
+    )
+    train, val = build_datasets(args)
+    assert len(train) == 34 and len(val) == 8
+    with pytest.raises(FileNotFoundError, match="images.txt"):
+        _run(_args(tmp_path, tmp_path / "x", "--dataset", "cub"))
+    with pytest.raises(ValueError, match="not VOC categories"):
+        _run(_args(tiny_folder, tmp_path / "y", "--classes", "unicorn"))
+    with pytest.raises(ValueError, match="does not fit --head"):
+        _run(_args(tiny_folder, tmp_path / "z", "--loss", "mse"))
+
+
+def test_parser_has_the_documented_options() -> None:
+    p = train_expert.get_args_parser()
+    opts = {o for a in p._actions for o in a.option_strings}
+    for o in ("--name", "--dataset", "--root", "--classes", "--arch", "--head", "--loss", "--resolution", "--epochs",
+              "--batch-size", "--lr", "--workers", "--seed", "--init-encoder", "--max-images", "--out", "--resume",
+              "--device"):
+        assert o in opts, o

@@ -1,0 +1,51 @@
+"""``train-segmenter``: a few steps on tiny pairs and on a shared-style tree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from expertcolor import GraySegmenter
+from expertcolor.train import segmenter as train_segmenter
+from expertcolor.train.segmenter import class_weights, image_weights
+
+
+def _run(argv: list[str]) -> dict:
+    return train_segmenter.main(train_segmenter.get_args_parser().parse_args(argv))
+
+
+def test_train_segmenter_on_generic_pairs(tiny_pairs: tuple[Path, Path], tmp_path: Path) -> None:
+    images, labels = tiny_pairs
+    out = tmp_path / "seg"
+    result = _run(["--images", str(images), "--labels", str(labels), "--out", str(out), "--resolution", "32",
+                   "--batch-size", "4", "--epochs", "1", "--workers", "0", "--no-progress", "--threads", "1",
+                   "--val-fraction", "0.25", "--balanced-sampling"])
+    assert not result["stopped"] and result["global_step"] == 2
+    seg = GraySegmenter.from_pretrained(out / "segmenter")
+    metrics = seg.config.provenance["val_metrics"]
+    assert {"val_miou_voc", "val_miou_groups", "val_iou_person", "val_iou_bird", "val_iou_animal"} <= set(metrics)
+    assert 0.0 <= metrics["val_pixel_acc"] <= 1.0
+    rec = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert rec["epoch"] == 1
+    with torch.no_grad():
+        p = seg(torch.full((1, 1, 40, 40), 50.0))
+    assert p.shape == (1, 21, 40, 40)
+
+
+def test_class_and_image_weights(tiny_pairs: tuple[Path, Path]) -> None:
+    labels = sorted(str(p) for p in tiny_pairs[1].glob("*.png"))
+    w = class_weights(labels, 21)
+    assert w.shape == (21,) and float(w[0]) < float(w[15])  # background is the most frequent class
+    iw = image_weights(labels)
+    assert iw.shape == (12,) and torch.all(iw > 0)
+
+
+def test_train_segmenter_errors(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="--data DIR or both --images and --labels"):
+        _run(["--out", str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match="segmentation/"):
+        _run(["--data", str(tmp_path), "--out", str(tmp_path / "o")])
