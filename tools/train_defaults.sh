@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Train the shipped default experts, the grayscale segmenter, the generalist baseline and the
+# faces+people variant, exactly as recorded in MODEL_CARD.md. Re-running resumes unfinished runs.
+#
+#   tools/train_defaults.sh [DATA_DIR] [WEIGHTS_FILE] [RUNS_DIR]
+set -euo pipefail
+D=${1:-../shared/data}
+W=${2:-../shared/weights/mobilenet_v2_imagenet_bnstats.safetensors}
+R=${3:-runs}
+mkdir -p "$R"
+common=(--init-encoder "$W" --workers 1 --threads 2 --no-progress --resume)
+
+run() {  # run NAME ARGS...: skip finished runs, log the rest
+  local name=$1; shift
+  if [ -f "$R/$name/done" ]; then echo "== $name: done"; return; fi
+  echo "== $name: $(date -u +%H:%M:%S)"
+  "$@" --out "$R/$name" "${common[@]}" > "$R/$name.log" 2>&1
+  touch "$R/$name/done"
+}
+
+run faces    expertcolor train-expert --name faces   --dataset folder --root "$D/faces"   --epochs 5
+run birds    expertcolor train-expert --name birds   --dataset cub    --root "$D/birds"   --epochs 8
+run animals  expertcolor train-expert --name animals --dataset folder --root "$D/animals" --epochs 5
+run places   expertcolor train-expert --name places  --dataset folder --root "$D/places"  --epochs 5
+run segmenter expertcolor train-segmenter --data "$D" --epochs 3
+# Same architecture, at least the experts' total budget: 8629 images x 6 epochs >= 47.6k images seen.
+run generalist expertcolor train-expert --name generalist --dataset folder cub folder folder \
+    --root "$D/faces" "$D/birds" "$D/animals" "$D/places" --epochs 6
+# Does a faces expert that also saw whole people serve mixed photos better?
+run faces_people expertcolor train-expert --name faces --dataset folder folder \
+    --root "$D/faces" "$D/segmentation/extra/people/images" --epochs 5
+echo "== all done $(date -u +%H:%M:%S)"
