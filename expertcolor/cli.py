@@ -7,6 +7,7 @@
     expertcolor train-expert ...       # = python -m expertcolor.train.expert ...
     expertcolor train-segmenter ...    # = python -m expertcolor.train.segmenter ...
     expertcolor add-expert MODEL_DIR EXPERT_DIR [--classes cat dog]
+    expertcolor assemble --segmenter runs/seg/segmenter --expert runs/*/expert --out my_model [--fp16]
 
 Exit status: 0 on success, 1 when some files could not be colorized, 2 for bad usage or other
 user errors (printed as one line, without a traceback).
@@ -402,6 +403,36 @@ def _cmd_add_expert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_assemble(args: argparse.Namespace) -> int:
+    import torch
+
+    from .colorizer import ExpertColorizer
+    from .experts import Expert
+    from .merge import create_merge, list_merges
+    from .segmentation import load_segmenter
+
+    for d in [args.segmenter, *args.expert]:
+        if not (Path(d) / "config.json").is_file():
+            raise UserError(f"not a model directory (no config.json): {d}")
+    if args.merge not in list_merges():
+        raise UserError(f"unknown merge {args.merge!r}; choose from {', '.join(list_merges())}")
+    experts = [Expert.from_pretrained(d) for d in args.expert]
+    names = [e.name for e in experts]
+    if len(set(names)) != len(names):
+        raise UserError(f"expert names must be distinct, got {names}")
+    segmenter = load_segmenter(args.segmenter)
+    colorizer = ExpertColorizer(
+        experts, segmenter, merge=create_merge(args.merge), working_size=args.working_size, device="cpu"
+    )
+    for e in experts:  # route each expert's own classes (the default table covers the four defaults)
+        if e.config.classes:
+            colorizer.add_expert(e, e.config.classes)
+    colorizer.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)
+    size = sum(p.stat().st_size for p in Path(args.out).rglob("*.safetensors"))
+    print(f"wrote {args.out} ({len(experts)} experts, {size / 2**20:.1f} MiB of weights): {colorizer.routing}")
+    return 0
+
+
 def _run_training(command: str, argv: list[str]) -> int:
     """``expertcolor train-expert ARGS`` = ``python -m expertcolor.train.expert ARGS``."""
     module_name = TRAIN_COMMANDS[command]
@@ -481,6 +512,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("expert_dir", metavar="EXPERT_DIR")
     a.add_argument("--classes", nargs="+", metavar="CLASS", help="categories to route (default: the expert's own)")
     a.set_defaults(func=_cmd_add_expert)
+
+    m = sub.add_parser("assemble", help="build a model directory from a trained segmenter and experts")
+    m.add_argument("--segmenter", required=True, metavar="DIR", help="segmenter directory (train-segmenter output)")
+    m.add_argument("--expert", required=True, nargs="+", metavar="DIR", help="expert directories (train-expert output)")
+    m.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
+    m.add_argument("--merge", default="guided", help="merge strategy stored in the model (default %(default)s)")
+    m.add_argument("--working-size", type=_positive_int, default=256, help="stored working size (default %(default)s)")
+    m.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    m.set_defaults(func=_cmd_assemble)
     return parser
 
 

@@ -23,7 +23,7 @@ from .hub import FORMAT_VERSION, default_model_dir, verify_manifest, write_manif
 from .io import DecodedImage, ImageInput, decode_inputs, encode_output
 from .merge import MergeStrategy, blend, create_merge, upsample_ab
 from .modeling import read_json, write_json
-from .segmentation import RoutingTable, Segmenter, load_segmenter
+from .segmentation import DEFAULT_EXPERT, DEFAULT_ROUTES, RoutingTable, Segmenter, load_segmenter
 
 __all__ = ["ExpertColorizer", "ColorizationResult"]
 
@@ -100,7 +100,9 @@ class ExpertColorizer:
             raise TypeError(f"segmenter must be a Segmenter, got {type(segmenter).__name__}")
         self.experts: dict[str, Expert] = named
         self.segmenter = segmenter
-        self.routing = (routing or RoutingTable(categories=segmenter.categories)).with_experts(list(named))
+        if routing is None:
+            routing = _default_routing(segmenter.categories, list(named))
+        self.routing = routing.with_experts(list(named))
         if self.routing.categories != tuple(segmenter.categories):
             raise ValueError("routing table categories differ from the segmenter's")
         self.merge = create_merge(merge) if isinstance(merge, str) else merge
@@ -311,6 +313,17 @@ class ExpertColorizer:
             f"ExpertColorizer(experts={list(self.experts)}, segmenter={type(self.segmenter).__name__}, "
             f"merge={self.merge!r}, working_size={self.working_size}, device={self.device})"
         )
+
+
+def _default_routing(categories: Sequence[str], experts: list[str]) -> RoutingTable:
+    """The default table restricted to the experts at hand (unrouted classes go to ``places``)."""
+    if DEFAULT_EXPERT not in experts:
+        raise ValueError(
+            f"no {DEFAULT_EXPERT!r} expert for the categories no other expert owns; pass routing=RoutingTable(...) "
+            f"with a default among {experts}"
+        )
+    routes = {c: e for c, e in DEFAULT_ROUTES.items() if e in experts and c in categories}
+    return RoutingTable(routes, DEFAULT_EXPERT, categories, experts)
 
 
 def _resize(L: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:

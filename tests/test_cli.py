@@ -200,3 +200,22 @@ def test_train_commands_delegate(monkeypatch) -> None:
     assert main(["train-expert", "--epochs", "3", "some/data"]) == 0
     assert seen["args"].epochs == 3 and seen["args"].data == "some/data"
     assert main(["train-expert", "--bad-flag"]) == 2  # the module's own parser rejects it
+
+
+def test_assemble_builds_a_loadable_model_dir(tmp_path, capsys):
+    from expertcolor import ExpertColorizer, GraySegmenter, create_expert
+
+    GraySegmenter().save_pretrained(tmp_path / "seg")
+    dirs = []
+    for name, classes in [("faces", ["person"]), ("places", []), ("vehicles", ["car", "bus"])]:
+        create_expert(name=name, classes=classes).save_pretrained(tmp_path / name)
+        dirs.append(str(tmp_path / name))
+    out = tmp_path / "model"
+    args = ["assemble", "--segmenter", str(tmp_path / "seg"), "--expert", *dirs, "--out", str(out)]
+    assert main([*args, "--merge", "feather", "--fp16"]) == 0
+    c = ExpertColorizer.from_pretrained(out)
+    assert set(c.experts) == {"faces", "places", "vehicles"} and c.merge.name == "feather"
+    assert c.routing.expert_for("bus") == "vehicles" and c.routing.expert_for("person") == "faces"
+    assert c.routing.expert_for("dog") == "places"  # no animals expert: the default takes it
+    assert "wrote" in capsys.readouterr().out
+    assert main(["assemble", "--segmenter", str(tmp_path / "nope"), "--expert", *dirs, "--out", str(out)]) == 2

@@ -258,3 +258,11 @@ def test_constructor_validation(tiny_colorizer):
         ExpertColorizer(list(tiny_colorizer.experts.values()), tiny_colorizer.segmenter, working_size=8)
     with pytest.raises(ValueError, match="unknown merge"):
         ExpertColorizer(list(tiny_colorizer.experts.values()), tiny_colorizer.segmenter, merge="median")
+
+
+def test_default_routing_uses_the_experts_at_hand(tiny_colorizer):
+    experts = {n: tiny_colorizer.experts[n] for n in ("faces", "places")}
+    c = ExpertColorizer(experts, tiny_colorizer.segmenter)
+    assert c.routing.expert_for("person") == "faces" and c.routing.expert_for("dog") == "places"
+    with pytest.raises(ValueError, match="no 'places' expert"):
+        ExpertColorizer({"faces": experts["faces"]}, tiny_colorizer.segmenter)
