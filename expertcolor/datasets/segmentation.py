@@ -125,6 +125,7 @@ class SegmentationPairs(ImageDataset):
         pairs: ``(image path, label path)``; the label must have the image's size.
         resolution, augment, seed: see :class:`~expertcolor.datasets.base.ImageDataset`.
         name: description for messages.
+        mosaic: probability that a training item is a 2x2 mosaic of four items (0 = never).
     """
 
     def __init__(
@@ -134,7 +135,11 @@ class SegmentationPairs(ImageDataset):
         augment: Augment | None = None,
         seed: int = 0,
         name: str = "segmentation pairs",
+        mosaic: float = 0.0,
     ) -> None:
+        if not 0.0 <= mosaic <= 1.0:
+            raise ValueError(f"mosaic must be a probability in [0, 1], got {mosaic}")
+        self.mosaic = float(mosaic)
         self.label_paths = [str(lb) for _, lb in pairs]
         super().__init__([Sample(str(i)) for i, _ in pairs], resolution, augment, seed, name)
 
@@ -147,19 +152,46 @@ class SegmentationPairs(ImageDataset):
         from ..color import rgb_to_lab
         from .base import rgb_uint8_to_tensor
 
-        img, orig = decode_rgb(sample.path, self._draft_side())
+        r = self.resolution
+        if self.augment.enabled and self.mosaic > 0 and rng.random() < self.mosaic:
+            img, label = self._mosaic(index, rng)
+        else:
+            img, label = self._tile(sample.path, index, rng, (r, r))
+        L = rgb_to_lab(rgb_uint8_to_tensor(img))[:1].contiguous()
+        return L, torch.from_numpy(np.asarray(label, dtype=np.int64).copy())
+
+    def _tile(
+        self, path: str, index: int, rng: np.random.Generator, size: tuple[int, int]
+    ) -> tuple[Image.Image, Image.Image]:
+        """Image and label of item ``index``, cropped (randomly when augmenting), resized to ``size`` (w, h)."""
+        img, orig = decode_rgb(path, self._draft_side())
         with Image.open(self.label_paths[index]) as lb:
             lb.load()
             label = lb if lb.mode in ("P", "L") else lb.convert("L")
         if label.size != orig:
-            raise ValueError(f"label {self.label_paths[index]} is {label.size}, image {sample.path} is {orig}")
+            raise ValueError(f"label {self.label_paths[index]} is {label.size}, image {path} is {orig}")
         box = self._crop_box(orig, rng)
         sx, sy = img.size[0] / orig[0], img.size[1] / orig[1]
-        r = self.resolution
-        img = img.resize((r, r), Image.BILINEAR, box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
-        label = label.resize((r, r), Image.NEAREST, box=box)
+        img = img.resize(size, Image.BILINEAR, box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        label = label.resize(size, Image.NEAREST, box=box)
         if self.augment.enabled and self.augment.flip and rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
             label = label.transpose(Image.FLIP_LEFT_RIGHT)
-        L = rgb_to_lab(rgb_uint8_to_tensor(img))[:1].contiguous()
-        return L, torch.from_numpy(np.asarray(label, dtype=np.int64).copy())
+        return img, label
+
+    def _mosaic(self, index: int, rng: np.random.Generator) -> tuple[Image.Image, Image.Image]:
+        """Four items on a 2x2 grid split at a random point: several smaller subjects in one
+        picture, closer to mixed-subject photos than the single-subject crops the data holds."""
+        r = self.resolution
+        cx, cy = (int(r * f) for f in rng.uniform(0.3, 0.7, size=2))
+        others = rng.integers(0, len(self.samples), size=3).tolist()
+        img, label = Image.new("RGB", (r, r)), np.zeros((r, r), np.uint8)
+        boxes = [(0, 0, cx, cy), (cx, 0, r, cy), (0, cy, cx, r), (cx, cy, r, r)]
+        for j, (x0, y0, x1, y1) in zip([index, *others], boxes):
+            try:
+                ti, tl = self._tile(self.samples[j].path, j, rng, (x1 - x0, y1 - y0))
+            except Exception:  # noqa: BLE001 - a bad neighbour must not mark this item unreadable
+                ti, tl = self._tile(self.samples[index].path, index, rng, (x1 - x0, y1 - y0))
+            img.paste(ti, (x0, y0))
+            label[y0:y1, x0:x1] = np.asarray(tl)  # class ids (a "P" label must not go through convert)
+        return img, label

@@ -79,6 +79,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     m = p.add_argument_group("model and loss")
     m.add_argument("--arch", default="fpn", help="smp architecture (default %(default)s)")
     m.add_argument("--encoder", default="mobilenet_v2", help="smp encoder (default %(default)s)")
+    m.add_argument("--mosaic", type=float, default=0.5,
+                   help="probability of a 2x2 mosaic training sample (several small subjects; default %(default)s)")
     m.add_argument("--model-kwargs", type=json.loads, default=None, metavar="JSON",
                    help="smp keyword arguments (default for fpn: a light decoder predicting at 1/4 resolution, "
                    f"{json.dumps(LIGHT_FPN)})")
@@ -247,7 +249,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     try:
         train_pairs, val_pairs = build_pairs(args)
-        train_set = SegmentationPairs(train_pairs, args.resolution, Augment(), args.seed, name="segmentation train")
+        train_set = SegmentationPairs(train_pairs, args.resolution, Augment(), args.seed, name="segmentation train",
+                                      mosaic=args.mosaic)
         val_set = SegmentationPairs(val_pairs, args.resolution, Augment(enabled=False), args.seed,
                                     name="segmentation val")
         train_set = cap_dataset(train_set, args.max_images, args.seed)

@@ -107,3 +107,30 @@ def test_shared_segmentation_pairs_real_data(shared_data: Path) -> None:
     ds = SegmentationPairs(val[:2], resolution=64, augment=Augment(enabled=False))
     L, lbl = ds[0]
     assert L.shape == (1, 64, 64) and int(lbl.max()) < 21
+
+
+def test_mosaic_keeps_class_ids_aligned(tmp_path: Path) -> None:
+    # palette ("P") labels: their indices are the class ids, never their palette colours
+    for i, cls in enumerate((15, 3, 8, 12)):
+        _pair(tmp_path / "images" / f"{i}.jpg", tmp_path / "labels" / f"{i}.png", w=48, h=48, cls=cls)
+        lbl = Image.open(tmp_path / "labels" / f"{i}.png")
+        p = lbl.convert("P")
+        p.putpalette([v for c in range(256) for v in ((c * 37) % 256, (c * 91) % 256, c)])
+        p.save(tmp_path / "labels" / f"{i}.png")
+    pairs = find_pairs(tmp_path / "images", tmp_path / "labels")
+    ds = SegmentationPairs(pairs, resolution=32, seed=0, mosaic=1.0)
+    seen: set[int] = set()
+    for i in range(len(ds)):
+        L, lbl = ds[i]
+        assert L.shape == (1, 32, 32)
+        ids = set(lbl.unique().tolist())
+        assert ids <= {0, 3, 8, 12, 15, 255}
+        seen |= ids
+        obj = (lbl != 0) & (lbl != 255)
+        if obj.any() and (lbl == 0).any():  # the same crops went to image and label
+            assert float(L[0][obj].mean()) > float(L[0][lbl == 0].mean()) + 15
+        again = ds[i]
+        assert torch.equal(again[1], lbl)  # deterministic per (seed, epoch, index)
+    assert len(seen - {0, 255}) >= 3  # tiles come from several items
+    with pytest.raises(ValueError, match="mosaic"):
+        SegmentationPairs(pairs, mosaic=1.5)
