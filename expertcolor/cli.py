@@ -16,6 +16,7 @@ user errors (printed as one line, without a traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import importlib
 import os
@@ -417,6 +418,12 @@ def _cmd_assemble(args: argparse.Namespace) -> int:
     if args.merge not in list_merges():
         raise UserError(f"unknown merge {args.merge!r}; choose from {', '.join(list_merges())}")
     experts = [Expert.from_pretrained(d) for d in args.expert]
+    if args.temperature is not None:
+        if not 0 < args.temperature <= 1:
+            raise UserError(f"--temperature must be in (0, 1], got {args.temperature}")
+        for e in experts:
+            if e.config.head == "classification":
+                e.config = dataclasses.replace(e.config, temperature=args.temperature)
     names = [e.name for e in experts]
     if len(set(names)) != len(names):
         raise UserError(f"expert names must be distinct, got {names}")
@@ -520,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--merge", default="guided", help="merge strategy stored in the model (default %(default)s)")
     m.add_argument("--working-size", type=_positive_int, default=256, help="stored working size (default %(default)s)")
     m.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    m.add_argument("--temperature", type=float, help="annealed-mean temperature for every classification expert")
     m.set_defaults(func=_cmd_assemble)
     return parser
 

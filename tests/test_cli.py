@@ -212,8 +212,9 @@ def test_assemble_builds_a_loadable_model_dir(tmp_path, capsys):
         dirs.append(str(tmp_path / name))
     out = tmp_path / "model"
     args = ["assemble", "--segmenter", str(tmp_path / "seg"), "--expert", *dirs, "--out", str(out)]
-    assert main([*args, "--merge", "feather", "--fp16"]) == 0
+    assert main([*args, "--merge", "feather", "--fp16", "--temperature", "0.2"]) == 0
     c = ExpertColorizer.from_pretrained(out)
+    assert {e.config.temperature for e in c.experts.values()} == {0.2}
     assert set(c.experts) == {"faces", "places", "vehicles"} and c.merge.name == "feather"
     assert c.routing.expert_for("bus") == "vehicles" and c.routing.expert_for("person") == "faces"
     assert c.routing.expert_for("dog") == "places"  # no animals expert: the default takes it
