@@ -30,5 +30,9 @@ run generalist expertcolor train-expert --name generalist --dataset folder cub f
 # Does a faces expert that also saw whole people serve mixed photos better?
 run faces_people expertcolor train-expert --name faces --dataset folder folder \
     --root "$D/faces" "$D/segmentation/extra/people/images" --epochs 5
-run segmenter_mosaic expertcolor train-segmenter --data "$D" --epochs 6 --mosaic 0.5
+# The places expert colours every pixel no other expert owns (indoor scenes, vehicles, objects), while
+# the places data holds six outdoor scene classes: add the 969 diverse ImageNet samples.
+run places_plus expertcolor train-expert --name places --dataset folder folder \
+    --root "$D/places" "$D/segmentation/extra/imagenet/images" --epochs 6
+run segmenter_mosaic expertcolor train-segmenter --data "$D" --epochs 2 --mosaic 0.5
 echo "== all done $(date -u +%H:%M:%S)"
