@@ -524,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--segmenter", required=True, metavar="DIR", help="segmenter directory (train-segmenter output)")
     m.add_argument("--expert", required=True, nargs="+", metavar="DIR", help="expert directories (train-expert output)")
     m.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
-    m.add_argument("--merge", default="guided", help="merge strategy stored in the model (default %(default)s)")
+    m.add_argument("--merge", default="soft", help="merge strategy stored in the model (default %(default)s)")
     m.add_argument("--working-size", type=_positive_int, default=256, help="stored working size (default %(default)s)")
     m.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     m.add_argument("--temperature", type=float, help="annealed-mean temperature for every classification expert")

@@ -81,7 +81,7 @@ class ExpertColorizer:
         experts: Sequence[Expert] | Mapping[str, Expert],
         segmenter: Segmenter,
         routing: RoutingTable | None = None,
-        merge: MergeStrategy | str = "guided",
+        merge: MergeStrategy | str = "soft",
         working_size: int = 256,
         upsample: str = "guided",
         device: str | torch.device | None = None,
@@ -146,7 +146,7 @@ class ExpertColorizer:
         names = cfg.get("experts") or sorted(p.name for p in (directory / "experts").iterdir() if p.is_dir())
         experts = {n: Expert.from_pretrained(directory / "experts" / n) for n in names}
         routing = RoutingTable.from_dict(cfg["routing"], segmenter.categories)
-        merge_cfg = dict(cfg.get("merge", {"name": "guided"}))
+        merge_cfg = dict(cfg.get("merge", {"name": "soft"}))
         kwargs: dict[str, Any] = {
             "merge": create_merge(merge_cfg.pop("name"), **merge_cfg),
             "working_size": cfg.get("working_size", 256),
