@@ -29,6 +29,7 @@ __all__ = [
     "sha256_file",
     "load_weights",
     "pad_to_multiple",
+    "run_padded",
     "load_encoder_weights",
 ]
 
@@ -131,6 +132,16 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 64) -> tuple
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
+
+
+def run_padded(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run an smp network on any input size: pad with :func:`pad_to_multiple`, then crop the output
+    back to the input's extent at the network's own output stride (1 for full-resolution decoders,
+    4 for FPN with ``upsampling=1``; the cropped size is rounded up)."""
+    x, (h, w) = pad_to_multiple(x, 32)
+    out = net(x)
+    stride = x.shape[-1] // out.shape[-1]
+    return out[..., : -(-h // stride), : -(-w // stride)]
 
 
 def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike) -> None:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..color import ab_bin_centers, denormalize_ab, normalize_ab, normalize_l
-from ..modeling import PretrainedModel, load_encoder_weights, pad_to_multiple
+from ..modeling import PretrainedModel, load_encoder_weights, run_padded
 from .config import ExpertConfig
 
 __all__ = ["Expert"]
@@ -84,10 +84,7 @@ class Expert(PretrainedModel):
         """Network output for normalised input ``L/50 - 1`` ``(B, 1, H, W)``: bin logits
         ``(B, Q, h, w)`` or normalised ab ``(B, 2, h, w)``, where ``h, w`` is the input size
         divided by the decoder's output stride (rounded up). Training computes losses on this."""
-        x, (h, w) = pad_to_multiple(x, 32)
-        out = self.net(x)
-        stride = x.shape[-1] // out.shape[-1]
-        return out[..., : -(-h // stride), : -(-w // stride)]
+        return run_padded(self.net, x)
 
     def decode(self, raw: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Normalised ab ``(B, 2, h, w)`` from :meth:`raw` output.

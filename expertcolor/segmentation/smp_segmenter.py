@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..color import normalize_l
-from ..modeling import PretrainedModel, load_encoder_weights, pad_to_multiple
+from ..modeling import PretrainedModel, load_encoder_weights, run_padded
 from .base import Segmenter
 from .categories import VOC_CATEGORIES
 
@@ -73,10 +73,7 @@ class GraySegmenter(PretrainedModel, Segmenter):
         """Class scores at the decoder's output stride (FPN with ``upsampling=1``: 1/4 of the input,
         rounded up); training computes its loss here, against labels downsampled to match."""
         self._check_input(L)
-        x, (h, w) = pad_to_multiple(normalize_l(L), 32)
-        out = self.net(x)
-        stride = x.shape[-1] // out.shape[-1]
-        return out[..., : -(-h // stride), : -(-w // stride)]
+        return run_padded(self.net, normalize_l(L))
 
     def logits(self, L: torch.Tensor) -> torch.Tensor:
         """Raw class scores at the input's size, shape ``(B, C, H, W)``; see :meth:`forward` for the input."""
