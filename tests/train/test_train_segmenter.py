@@ -49,3 +49,29 @@ def test_train_segmenter_errors(tmp_path: Path) -> None:
         _run(["--out", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="segmentation/"):
         _run(["--data", str(tmp_path), "--out", str(tmp_path / "o")])
+
+
+def test_init_from_fine_tunes_a_trained_segmenter(tiny_pairs: tuple[Path, Path], tmp_path: Path) -> None:
+    import pytest
+
+    from expertcolor.segmentation import VOC_CATEGORIES, SegmenterConfig
+
+    torch.manual_seed(1)
+    kwargs = {"decoder_pyramid_channels": 64, "decoder_segmentation_channels": 32, "upsampling": 1}
+    start = GraySegmenter(SegmenterConfig(categories=VOC_CATEGORIES, model_kwargs=kwargs))
+    start.save_pretrained(tmp_path / "start")
+    images, labels = tiny_pairs
+    out = tmp_path / "tuned"
+    # lr 0: the parameters must come back exactly as loaded (BN running statistics still move).
+    _run(["--images", str(images), "--labels", str(labels), "--out", str(out), "--resolution", "32",
+          "--batch-size", "4", "--epochs", "1", "--workers", "0", "--no-progress", "--threads", "1",
+          "--init-from", str(tmp_path / "start"), "--lr", "0", "--weight-decay", "0"])
+    tuned = GraySegmenter.from_pretrained(out / "segmenter")
+    assert tuned.config.model_kwargs == kwargs  # taken from the start directory, not the LIGHT_FPN default
+    assert tuned.config.provenance["init_from"]["dir"] == str(tmp_path / "start")
+    before = dict(start.named_parameters())
+    for name, p in tuned.named_parameters():
+        assert torch.equal(p, before[name]), name
+    with pytest.raises(FileNotFoundError, match="not a segmenter directory"):
+        _run(["--images", str(images), "--labels", str(labels), "--out", str(tmp_path / "x"),
+              "--init-from", str(tmp_path / "missing")])
