@@ -109,6 +109,7 @@ def places_torchvision_root(tmp_path: Path) -> Path:
     lists.mkdir(parents=True)
     (lists / "places365_train_standard.txt").write_text("\n".join(train) + "\n")
     (lists / "places365_val.txt").write_text("\n".join(val) + "\n")
+    (lists / "categories_places365.txt").write_text("/a/airfield 0\n/b/beach 1\n")
     return root
 
 

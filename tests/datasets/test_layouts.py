@@ -86,6 +86,14 @@ def test_places365_torchvision_layout(places_torchvision_root: Path) -> None:
     val = Places365(places_torchvision_root, "val", resolution=16)
     assert (len(train), len(val)) == (6, 2)
     assert len(Places365(places_torchvision_root, "train", categories=["airfield"])) == 3
+    # The val list names files without a category: the label index maps through categories_places365.txt.
+    val_beach = Places365(places_torchvision_root, "val", categories=["beach"])
+    assert [Path(s.path).name for s in val_beach.samples] == ["Places365_val_00000001.jpg"]
+    with pytest.raises(ValueError, match=r"\['forest'\] not found"):
+        Places365(places_torchvision_root, "train", categories=["forest"])
+    (places_torchvision_root / "filelist_places365-standard" / "categories_places365.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="categories_places365.txt"):
+        Places365(places_torchvision_root, "val", categories=["beach"])
     _check_sample(*train[5], 16)
 
 
