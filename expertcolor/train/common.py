@@ -503,9 +503,14 @@ class Trainer:
 
 
 def shard_indices(n: int, dist: DistInfo, limit: int | None = None) -> list[int]:
-    """Evaluation indices of this rank: the first ``limit`` items (all by default), strided."""
+    """Evaluation indices of this rank: ``limit`` items spread evenly over the set (all by default).
+
+    Evenly spaced, not the first ``limit``: validation sets built from several sources are ordered by
+    source, and their first items would all come from one domain.
+    """
     m = n if limit is None else min(n, limit)
-    return list(range(dist.rank, m, dist.world_size))
+    picked = [i * n // m for i in range(m)]
+    return picked[dist.rank :: dist.world_size]
 
 
 def mean_metrics(sums: dict[str, float], count: float) -> dict[str, float]:
