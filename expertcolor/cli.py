@@ -237,6 +237,8 @@ def _load_colorizer(args: argparse.Namespace) -> Any:
         overrides["working_size"] = args.working_size
     if getattr(args, "batch_size", None):
         overrides["batch_size"] = args.batch_size
+    if getattr(args, "flip_segmentation", None) is not None:
+        overrides["flip_segmentation"] = args.flip_segmentation == "on"
     return ExpertColorizer.from_pretrained(args.model, device=_device(getattr(args, "device", None)), **overrides)
 
 
@@ -429,7 +431,8 @@ def _cmd_assemble(args: argparse.Namespace) -> int:
         raise UserError(f"expert names must be distinct, got {names}")
     segmenter = load_segmenter(args.segmenter)
     colorizer = ExpertColorizer(
-        experts, segmenter, merge=create_merge(args.merge), working_size=args.working_size, device="cpu"
+        experts, segmenter, merge=create_merge(args.merge), working_size=args.working_size, device="cpu",
+        flip_segmentation=args.flip_segmentation,
     )
     for e in experts:  # route each expert's own classes (the default table covers the four defaults)
         if e.config.classes:
@@ -472,6 +475,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--merge", metavar="NAME", help="merge strategy override (hard, soft, feather, guided)")
     p.add_argument("--working-size", type=_positive_int, metavar="N", help="long side at which the networks run")
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per forward pass")
+    p.add_argument("--flip-segmentation", choices=("on", "off"),
+                   help="average segmentation over the photo and its mirror image (default: as saved)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -527,6 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--merge", default="soft", help="merge strategy stored in the model (default %(default)s)")
     m.add_argument("--working-size", type=_positive_int, default=256, help="stored working size (default %(default)s)")
     m.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    m.add_argument("--flip-segmentation", action="store_true",
+                   help="store test-time flip averaging of segmentation (one more segmenter pass)")
     m.add_argument("--temperature", type=float, help="annealed-mean temperature for every classification expert")
     m.set_defaults(func=_cmd_assemble)
     return parser

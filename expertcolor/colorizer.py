@@ -70,6 +70,8 @@ class ExpertColorizer:
         upsample: ``"guided"`` or ``"bilinear"`` upsampling of chroma to full resolution.
         device: where the networks run (default: CUDA when available, else CPU).
         batch_size: images per forward pass when colorizing lists.
+        flip_segmentation: average the segmenter's probabilities over the photo and its mirror image
+            (test-time augmentation: one more segmenter pass, steadier routing).
 
     Example:
         >>> colorizer = ExpertColorizer.from_pretrained()          # doctest: +SKIP
@@ -86,6 +88,7 @@ class ExpertColorizer:
         upsample: str = "guided",
         device: str | torch.device | None = None,
         batch_size: int = 8,
+        flip_segmentation: bool = False,
     ) -> None:
         if isinstance(experts, Mapping):
             named = dict(experts)
@@ -115,6 +118,7 @@ class ExpertColorizer:
         if int(batch_size) < 1:
             raise ValueError("batch_size must be >= 1")
         self.batch_size = int(batch_size)
+        self.flip_segmentation = bool(flip_segmentation)
         self.device = torch.device(device) if device is not None else _default_device()
         self.to(self.device)
 
@@ -129,7 +133,7 @@ class ExpertColorizer:
             path: the directory; ``None`` loads the default weights embedded in the package.
             device: where to run.
             **overrides: constructor arguments that replace the saved ones (``merge``,
-                ``working_size``, ``upsample``, ``batch_size``).
+                ``working_size``, ``upsample``, ``batch_size``, ``flip_segmentation``).
 
         Raises:
             FileNotFoundError: if the directory (or the embedded default) does not exist.
@@ -152,6 +156,7 @@ class ExpertColorizer:
             "working_size": cfg.get("working_size", 256),
             "upsample": cfg.get("upsample", "guided"),
             "batch_size": cfg.get("batch_size", 8),
+            "flip_segmentation": cfg.get("flip_segmentation", False),
         }
         kwargs.update(overrides)
         return cls(experts, segmenter, routing, device=device, **kwargs)
@@ -163,6 +168,7 @@ class ExpertColorizer:
             "working_size": self.working_size,
             "upsample": self.upsample,
             "batch_size": self.batch_size,
+            "flip_segmentation": self.flip_segmentation,
             "merge": self.merge.to_dict(),
             "routing": self.routing.to_dict(),
             "experts": list(self.experts),
@@ -284,7 +290,7 @@ class ExpertColorizer:
             ``{"ab": (B, 2, h, w), "weights": (B, E, h, w), "probs": (B, C, h, w),
             "routing": (B, E, h, w), "expert_ab": {name: (B, 2, h, w)}}``.
         """
-        probs = self.segmenter(L_small)
+        probs = self.segment(L_small)
         routed = self.routing(probs)
         weights = self.merge(routed, L_small / 100.0)
         names = list(self.routing.experts)
@@ -293,6 +299,14 @@ class ExpertColorizer:
         stacked = torch.stack([expert_ab[names[e]] for e in active], dim=1)
         ab = blend(stacked, weights[:, active])
         return {"ab": ab, "weights": weights, "probs": probs, "routing": routed, "expert_ab": expert_ab}
+
+    def segment(self, L_small: torch.Tensor) -> torch.Tensor:
+        """The segmenter's class probabilities ``(B, C, h, w)`` for working-resolution L ``(B, 1, h, w)``,
+        averaged with those of the mirrored photo when ``flip_segmentation`` is on."""
+        probs = self.segmenter(L_small)
+        if self.flip_segmentation:
+            probs = 0.5 * (probs + self.segmenter(L_small.flip(-1)).flip(-1))
+        return probs
 
     def _details(self, image: Any, L_small: torch.Tensor, out: dict[str, Any], j: int) -> ColorizationResult:
         names = list(self.routing.experts)

@@ -526,7 +526,7 @@ def evaluate_routing(
         L = d.L.to(colorizer.device)
         with torch.inference_mode():
             small = resize_L(L, colorizer.working_size)
-            probs = colorizer.segmenter(small)
+            probs = colorizer.segment(small)
             labels = (
                 torch.nn.functional.interpolate(
                     probs.argmax(1, keepdim=True).float(), size=L.shape[-2:], mode="nearest"

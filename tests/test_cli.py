@@ -81,7 +81,8 @@ def test_colorize_folder(input_tree, tiny_model_dir, tmp_path, capsys, icc_bytes
 def test_colorize_details_and_options(input_tree, tiny_model_dir, tmp_path, capsys) -> None:
     out = tmp_path / "out"
     argv = ["colorize", str(input_tree / "gray.png"), str(input_tree / "sub" / "*.jpeg"), "-o", str(out)]
-    argv += ["--model", str(tiny_model_dir), "--details", "--saturation", "0.5", "--merge", "hard"]
+    argv += ["--model", str(tiny_model_dir), "--details", "--saturation", "0.5", "--merge", "hard",
+             "--flip-segmentation", "on"]
     rc, stdout, _ = _run([*argv, "--working-size", "32", "--workers", "0"], capsys)
     assert rc == 0, stdout
     assert "colorized 2, failed 0" in stdout
@@ -212,9 +213,9 @@ def test_assemble_builds_a_loadable_model_dir(tmp_path, capsys):
         dirs.append(str(tmp_path / name))
     out = tmp_path / "model"
     args = ["assemble", "--segmenter", str(tmp_path / "seg"), "--expert", *dirs, "--out", str(out)]
-    assert main([*args, "--merge", "feather", "--fp16", "--temperature", "0.2"]) == 0
+    assert main([*args, "--merge", "feather", "--fp16", "--temperature", "0.2", "--flip-segmentation"]) == 0
     c = ExpertColorizer.from_pretrained(out)
-    assert {e.config.temperature for e in c.experts.values()} == {0.2}
+    assert {e.config.temperature for e in c.experts.values()} == {0.2} and c.flip_segmentation
     assert set(c.experts) == {"faces", "places", "vehicles"} and c.merge.name == "feather"
     assert c.routing.expert_for("bus") == "vehicles" and c.routing.expert_for("person") == "faces"
     assert c.routing.expert_for("dog") == "places"  # no animals expert: the default takes it

@@ -190,6 +190,41 @@ def test_experts_without_pixels_are_not_run(tiny_colorizer, rgb_image):
     assert np.allclose(r.ab, r.expert_ab["animals"], atol=1e-5)
 
 
+class LeftHalfSegmenter(Segmenter):
+    """Person on the left half of the image, background on the right: not mirror-symmetric."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.categories = VOC_CATEGORIES
+
+    def forward(self, L):
+        p = torch.zeros(L.shape[0], len(self.categories), *L.shape[-2:])
+        half = L.shape[-1] // 2
+        p[:, VOC_CATEGORIES.index("person"), :, :half] = 1
+        p[:, 0, :, half:] = 1
+        return p
+
+
+def test_flip_segmentation_averages_with_the_mirror_image(tmp_path, tiny_colorizer, rgb_image):
+    L = torch.rand(2, 1, 12, 16) * 100
+    plain = ExpertColorizer(tiny_colorizer.experts, LeftHalfSegmenter())
+    flipped = ExpertColorizer(tiny_colorizer.experts, LeftHalfSegmenter(), flip_segmentation=True)
+    person = VOC_CATEGORIES.index("person")
+    assert torch.equal(plain.segment(L)[:, person, :, :8], torch.ones(2, 12, 8))
+    p = flipped.segment(L)
+    assert torch.allclose(p[:, person], torch.full((2, 12, 16), 0.5))
+    assert torch.allclose(p.sum(1), torch.ones(2, 12, 16))
+    r = flipped.colorize(rgb_image, return_details=True)
+    w = r.weights["faces"]  # 45 x 61: away from the odd middle column, both experts share every pixel
+    assert np.allclose(w[:, :25], 0.5, atol=1e-5) and np.allclose(w[:, -25:], 0.5, atol=1e-5)
+    assert np.allclose(r.weights["faces"] + r.weights["places"], 1, atol=1e-5)
+    # Saved with the model, and overridable on load.
+    ExpertColorizer(tiny_colorizer.experts, tiny_colorizer.segmenter, flip_segmentation=True).save_pretrained(
+        tmp_path / "m")
+    assert ExpertColorizer.from_pretrained(tmp_path / "m").flip_segmentation
+    assert not ExpertColorizer.from_pretrained(tmp_path / "m", flip_segmentation=False).flip_segmentation
+
+
 def test_save_load_round_trip(tmp_path, tiny_colorizer, rgb_image):
     tiny_colorizer.save_pretrained(tmp_path / "m")
     loaded = ExpertColorizer.from_pretrained(tmp_path / "m")
