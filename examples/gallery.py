@@ -113,6 +113,10 @@ def _gray_image(L: torch.Tensor) -> np.ndarray:
     return np.clip(np.rint(lab_to_rgb(lab)[0].permute(1, 2, 0).numpy() * 255), 0, 255).astype(np.uint8)
 
 
+# Experts that lead no pixel and hold less than this share of the blend get no panel.
+MIN_BLEND_SHARE = 0.02
+
+
 def render_photo(colorizer: ExpertColorizer, name: str, rgb: np.ndarray, display: int = 512) -> Entry:
     """Colorize one photo and build its panels (at most ``display`` pixels on the long side).
 
@@ -128,9 +132,11 @@ def render_photo(colorizer: ExpertColorizer, name: str, rgb: np.ndarray, display
     entry.panels.append(Panel("routing", routing_overlay(result, gray), "expert with the largest weight"))
     emap, names = result.expert_map(), list(result.weights)
     for expert in result.expert_ab:
+        lead, blend = float((emap == names.index(expert)).mean()), float(result.weights[expert].mean())
+        if lead == 0 and blend < MIN_BLEND_SHARE:
+            continue  # ran for a few hedged pixels only: a panel would be clutter
         img = _to_image(expert_rgb(result, expert, L_disp, upsample=colorizer.upsample))
-        share = percent(float((emap == names.index(expert)).mean()))
-        entry.panels.append(Panel(f"expert: {expert}", img, f"leads {share} of pixels"))
+        entry.panels.append(Panel(f"expert: {expert}", img, f"leads {percent(lead)} of pixels"))
     entry.panels.append(Panel("merged", _to_image(merged).resize(size, Image.LANCZOS)))
     if is_color(rgb):
         entry.psnr = M.psnr(merged, rgb)
