@@ -22,9 +22,9 @@ run faces    expertcolor train-expert --name faces   --dataset folder --root "$D
 run birds    expertcolor train-expert --name birds   --dataset cub    --root "$D/birds"   --epochs 8
 run animals  expertcolor train-expert --name animals --dataset folder --root "$D/animals" --epochs 5
 run places   expertcolor train-expert --name places  --dataset folder --root "$D/places"  --epochs 5
-# The shipped segmenter (no mosaic: the option came later). segmenter_mosaic below did not finish in the first session.
+# First-round segmenter (no mosaic: the option came later); segmenter_v2 below continues from it.
 run segmenter expertcolor train-segmenter --data "$D" --epochs 3 --mosaic 0
-# Same architecture, at least the experts' total budget: 8629 images x 6 epochs >= 47.6k images seen.
+# First-round generalist: the four single-domain training sets, 8629 images x 6 epochs = 51.6k images seen.
 run generalist expertcolor train-expert --name generalist --dataset folder cub folder folder \
     --root "$D/faces" "$D/birds" "$D/animals" "$D/places" --epochs 6
 # Does a faces expert that also saw whole people serve mixed photos better?
@@ -34,5 +34,12 @@ run faces_people expertcolor train-expert --name faces --dataset folder folder \
 # the places data holds six outdoor scene classes: add the 969 diverse ImageNet samples.
 run places_plus expertcolor train-expert --name places --dataset folder folder \
     --root "$D/places" "$D/segmentation/extra/imagenet/images" --epochs 6
-run segmenter_mosaic expertcolor train-segmenter --data "$D" --epochs 2 --mosaic 0.5
+# Shipped generalist: the union of exactly what the shipped experts saw (faces+people, birds, animals,
+# places+ImageNet: 9759 images) x 6 epochs = 58.4k images >= the shipped experts' 56.2k.
+run generalist_fair expertcolor train-expert --name generalist --dataset folder folder cub folder folder folder \
+    --root "$D/faces" "$D/segmentation/extra/people/images" "$D/birds" "$D/animals" "$D/places" \
+    "$D/segmentation/extra/imagenet/images" --epochs 6
+# Second-round segmenter: 16 more epochs from the first, with 2x2 mosaic samples (several small subjects).
+run segmenter_v2 expertcolor train-segmenter --data "$D" --epochs 16 --mosaic 0.5 --lr 5e-4 \
+    --init-from "$R/segmenter/segmenter"
 echo "== all done $(date -u +%H:%M:%S)"
