@@ -15,14 +15,11 @@ import tempfile
 from pathlib import Path
 
 from expertcolor import ExpertColorizer
+from expertcolor.datasets import CUB200
 from expertcolor.evaluate import evaluate
 
-VAL_DIRS = {
-    "faces": "faces/val",
-    "birds": "birds/CUB_200_2011/images",  # test split images are mixed in; the first N per sorted path
-    "animals": "animals/val",
-    "places": "places/val",
-}
+# Birds have no val folder: their official test split is linked into a temporary one instead.
+VAL_DIRS = {"faces": "faces/val", "animals": "animals/val", "places": "places/val"}
 
 
 def main() -> None:
@@ -34,7 +31,7 @@ def main() -> None:
     args = p.parse_args()
     colorizer = ExpertColorizer.from_pretrained(args.model, device="cpu")
     data = Path(args.data)
-    birds_test = _cub_test_images(data / "birds" / "CUB_200_2011")
+    birds_test = sorted(Path(s.path) for s in CUB200(data / "birds", split="test").samples)
     rows = []
     for t in args.temperatures:
         for name, expert in colorizer.experts.items():
@@ -57,11 +54,6 @@ def main() -> None:
     for r in rows:
         print(f"| {r['T']} | {r['expert']} | {r['psnr']:.2f} | {r['ciede2000']:.2f} | {r['cf_ratio']:.2f} |")
 
-
-def _cub_test_images(root: Path) -> list[Path]:
-    images = dict(line.split() for line in (root / "images.txt").read_text().splitlines() if line.strip())
-    split = dict(line.split() for line in (root / "train_test_split.txt").read_text().splitlines() if line.strip())
-    return sorted(root / "images" / images[i] for i, s in split.items() if s == "0")
 
 
 if __name__ == "__main__":

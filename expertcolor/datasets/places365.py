@@ -130,6 +130,7 @@ def _filter_categories(
 ) -> list[tuple[str, Path, int | None]]:
     keep = {c.strip("/") for c in categories}
     names = None
+    seen: set[str] = set()
     out = []
     for rel, path, label in pairs:
         cat = _category(rel)
@@ -142,9 +143,10 @@ def _filter_categories(
                         "categories_places365.txt (from filelist_places365-standard.tar) in the root"
                     )
             cat = names[label] if label is not None and 0 <= label < len(names) else ""
+        seen.add(cat)
         if cat in keep:
             out.append((rel, path, label))
-    known = set(names or ()) | {_category(r) for r, _, _ in pairs}
+    known = set(names or ()) | seen
     missing = sorted(keep - known)
     if missing:
         raise ValueError(f"Places365 categories {missing} not found; known e.g. {sorted(c for c in known if c)[:5]}")
