@@ -13,6 +13,7 @@ a model directory with :func:`expertcolor.hub.add_expert_to_model_dir`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -62,6 +63,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="class rebalancing mix with uniform for soft_ce/ce (1 = no rebalancing)")
     g.add_argument("--prior-images", type=int, default=500, help="training images used to estimate the ab bin prior")
     g.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature stored in the expert")
+    g.add_argument("--init-from", type=str, default=None, metavar="DIR",
+                   help="fine-tune: start from a trained expert directory (e.g. a places expert); its arch, head "
+                        "and ab bins replace --arch/--head, --init-encoder is ignored")
     d = p.add_argument_group("data")
     d.add_argument("--dataset", nargs="+", default=["folder"], choices=DATASETS,
                    help="layout of each --root (one value applies to all roots)")
@@ -125,6 +129,33 @@ def _shrink_head(expert: Expert, scale: float = 0.03) -> None:
             convs[-1].weight.mul_(scale)
             if convs[-1].bias is not None:
                 convs[-1].bias.zero_()
+
+
+def _init_expert(args: argparse.Namespace) -> Expert:
+    """A copy of the expert named by ``--init-from``, renamed and re-owned for this run.
+
+    Its architecture, head and ab bins replace the command line's (the weights only fit those);
+    name, classes, resolution and (when given) temperature come from the command line.
+    """
+    directory = Path(args.init_from)
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"--init-from {directory}: not an expert directory (no config.json)")
+    init = Expert.from_pretrained(directory)
+    base = init.config
+    args.arch = base.provenance.get("preset", args.arch)
+    args.head = base.head
+    config = dataclasses.replace(
+        base, name=args.name, classes=tuple(args.classes), resolution=args.resolution,
+        temperature=base.temperature if args.temperature is None else args.temperature,
+        provenance={
+            **{k: base.provenance[k] for k in ("preset", "init_encoder") if k in base.provenance},
+            "init_from": {"dir": str(directory), "name": base.name,
+                          **{k: base.provenance.get(k) for k in ("command", "images_seen")}},
+        },
+    )
+    expert = Expert(config)
+    expert.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
+    return expert
 
 
 def _default_classes(name: str) -> list[str]:
@@ -201,11 +232,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         args.classes = classes
         train_set, val_set = build_datasets(args)
         torch.manual_seed(args.seed)
-        overrides = {"temperature": args.temperature} if args.temperature is not None else {}
-        expert = create_expert(args.arch, name=args.name, classes=classes, resolution=args.resolution,
-                               init_encoder=args.init_encoder, head=args.head, **overrides)
-        if args.head == "regression":
-            _shrink_head(expert)
+        if args.init_from:
+            expert = _init_expert(args)
+        else:
+            overrides = {"temperature": args.temperature} if args.temperature is not None else {}
+            expert = create_expert(args.arch, name=args.name, classes=classes, resolution=args.resolution,
+                                   init_encoder=args.init_encoder, head=args.head, **overrides)
+            if args.head == "regression":
+                _shrink_head(expert)
         ckpt = Path(args.out) / "checkpoint.pt"
         resuming = bool(args.resume and ckpt.is_file())
         criterion = build_criterion(args, expert, train_set, estimate_prior=not resuming)

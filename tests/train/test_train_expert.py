@@ -108,6 +108,30 @@ def test_union_of_datasets_and_errors(tiny_folder: Path, tmp_path: Path) -> None
         _run(_args(tiny_folder, tmp_path / "z", "--loss", "mse"))
 
 
+def test_init_from_fine_tunes_another_expert(tiny_folder: Path, tmp_path: Path) -> None:
+    from expertcolor.experts import create_expert
+
+    torch.manual_seed(1)
+    start = create_expert("fpn_mobilenet_v2", name="places", resolution=32, temperature=0.6)
+    start.save_pretrained(tmp_path / "start")
+    out = tmp_path / "birds"
+    # lr 0: the parameters must come back exactly as loaded; --head regression must yield to the start's head.
+    _run(_args(tiny_folder, out, "--name", "birds", "--epochs", "1", "--head", "regression",
+               "--init-from", str(tmp_path / "start"), "--lr", "0", "--weight-decay", "0"))
+    tuned = Expert.from_pretrained(out / "expert")
+    cfg = tuned.config
+    assert cfg.name == "birds" and cfg.classes == ("bird",) and cfg.head == "classification"
+    assert cfg.temperature == 0.6 and cfg.model_kwargs == start.config.model_kwargs
+    assert cfg.provenance["init_from"]["dir"] == str(tmp_path / "start")
+    assert cfg.provenance["init_from"]["name"] == "places"
+    before = dict(start.named_parameters())
+    for name, p in tuned.named_parameters():
+        assert torch.equal(p, before[name]), name
+    assert json.loads((out / "args.json").read_text())["head"] == "classification"
+    with pytest.raises(FileNotFoundError, match="not an expert directory"):
+        _run(_args(tiny_folder, tmp_path / "x", "--init-from", str(tmp_path / "missing")))
+
+
 def test_parser_has_the_documented_options() -> None:
     p = train_expert.get_args_parser()
     opts = {o for a in p._actions for o in a.option_strings}
