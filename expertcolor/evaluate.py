@@ -222,10 +222,13 @@ def list_images(directory: str | os.PathLike) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         raise NotADirectoryError(f"image folder not found: {directory}")
+    # Hidden parts are judged below ``directory``: "../photos" itself is not hidden.
     return sorted(
         p
         for p in directory.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(s.startswith(".") for s in p.parts)
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(s.startswith(".") for s in p.relative_to(directory).parts)
     )
 
 

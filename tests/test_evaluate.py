@@ -15,6 +15,7 @@ from expertcolor import metrics as M
 from expertcolor.evaluate import (
     evaluate,
     gray_rgb,
+    list_images,
     resolve_variants,
     single_expert_colorizer,
     to_markdown,
@@ -96,6 +97,20 @@ def test_variants_and_reports(synthetic_set, tiny_colorizer, tmp_path) -> None:
     md = md_path.read_text()
     assert md == to_markdown(report)
     assert "| expert:faces |" in md and "band / interior" in md
+
+
+def test_list_images_from_a_relative_parent_path(tmp_path, monkeypatch) -> None:
+    """"../photos" must not count as hidden; hidden files and folders below it must."""
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    (photos / ".cache").mkdir()
+    (tmp_path / "work").mkdir()
+    for rel in ("a.jpg", "sub/b.PNG", ".hidden.jpg", ".cache/c.jpg", "notes.txt"):
+        (photos / rel).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path / "work")
+    assert [p.as_posix() for p in list_images("../photos")] == ["../photos/a.jpg", "../photos/sub/b.PNG"]
+    with pytest.raises(NotADirectoryError, match="image folder not found"):
+        list_images("../missing")
 
 
 def test_resolve_variants() -> None:
