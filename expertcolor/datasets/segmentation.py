@@ -12,6 +12,7 @@ gathers them with a train/val split: the domains' own split folders (birds: CUB'
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,6 +127,9 @@ class SegmentationPairs(ImageDataset):
         resolution, augment, seed: see :class:`~expertcolor.datasets.base.ImageDataset`.
         name: description for messages.
         mosaic: probability that a training item is a 2x2 mosaic of four items (0 = never).
+        paste: probability that 1-3 subjects cut out of other items (by their labels) are pasted
+            onto a training item at a smaller scale (copy-paste augmentation; 0 = never).
+        paste_scale: the pasted subject's longer side as a fraction of ``resolution`` (min, max).
     """
 
     def __init__(
@@ -136,10 +140,18 @@ class SegmentationPairs(ImageDataset):
         seed: int = 0,
         name: str = "segmentation pairs",
         mosaic: float = 0.0,
+        paste: float = 0.0,
+        paste_scale: tuple[float, float] = (0.2, 0.7),
     ) -> None:
-        if not 0.0 <= mosaic <= 1.0:
-            raise ValueError(f"mosaic must be a probability in [0, 1], got {mosaic}")
+        for what, v in (("mosaic", mosaic), ("paste", paste)):
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{what} must be a probability in [0, 1], got {v}")
+        lo, hi = (float(x) for x in paste_scale)
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"paste_scale must be (min, max) with 0 < min <= max <= 1, got {paste_scale}")
         self.mosaic = float(mosaic)
+        self.paste = float(paste)
+        self.paste_scale = (lo, hi)
         self.label_paths = [str(lb) for _, lb in pairs]
         super().__init__([Sample(str(i)) for i, _ in pairs], resolution, augment, seed, name)
 
@@ -157,6 +169,8 @@ class SegmentationPairs(ImageDataset):
             img, label = self._mosaic(index, rng)
         else:
             img, label = self._tile(sample.path, index, rng, (r, r))
+        if self.augment.enabled and self.paste > 0 and rng.random() < self.paste:
+            img, label = self._paste(img, np.array(label, dtype=np.uint8), rng)
         L = rgb_to_lab(rgb_uint8_to_tensor(img))[:1].contiguous()
         return L, torch.from_numpy(np.asarray(label, dtype=np.int64).copy())
 
@@ -195,3 +209,50 @@ class SegmentationPairs(ImageDataset):
             img.paste(ti, (x0, y0))
             label[y0:y1, x0:x1] = np.asarray(tl)  # class ids (a "P" label must not go through convert)
         return img, label
+
+    def _subject(self, index: int, rng: np.random.Generator, side: int) -> tuple[Image.Image, np.ndarray] | None:
+        """The labelled pixels of item ``index`` cut to their bounding box, longer side ``side``
+        (image, label); ``None`` when the item has (almost) no labelled object, or one that fills
+        the frame (a face crop cut out is a rectangle, not a subject)."""
+        label = self.load_label(index)
+        fg = (label != 0) & (label != IGNORE_INDEX)
+        if fg.sum() < 16 or fg.mean() > 0.85:
+            return None
+        ys, xs = np.nonzero(fg)
+        x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+        f = side / max(x1 - x0, y1 - y0)
+        # Draft-decode just large enough that the subject keeps >= ``side`` pixels.
+        img, orig = decode_rgb(self.samples[index].path, math.ceil(min(label.shape) * min(f, 1.0)))
+        if label.shape[::-1] != orig:
+            raise ValueError(f"label {self.label_paths[index]} is {label.shape[::-1]}, image is {orig}")
+        size = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
+        sx, sy = img.size[0] / orig[0], img.size[1] / orig[1]
+        cut = img.resize(size, Image.BILINEAR, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy))
+        lab = np.asarray(Image.fromarray(label[y0:y1, x0:x1]).resize(size, Image.NEAREST))
+        if self.augment.flip and rng.random() < 0.5:
+            cut, lab = cut.transpose(Image.FLIP_LEFT_RIGHT), lab[:, ::-1]
+        return cut, lab
+
+    def _paste(
+        self, img: Image.Image, label: np.ndarray, rng: np.random.Generator
+    ) -> tuple[Image.Image, np.ndarray]:
+        """Paste 1-3 subjects of random other items (only their labelled pixels) at random places:
+        people, birds and animals small and whole inside other scenes, as in mixed-subject photos."""
+        r = self.resolution
+        canvas = np.array(img)
+        for _ in range(int(rng.integers(1, 4))):
+            j = int(rng.integers(0, len(self.samples)))
+            side = max(4, round(r * rng.uniform(*self.paste_scale)))
+            try:
+                got = self._subject(j, rng, side)
+            except Exception:  # noqa: BLE001 - a bad donor must not mark this item unreadable
+                got = None
+            if got is None:
+                continue
+            cut, lab = got
+            h, w = lab.shape
+            x0, y0 = int(rng.integers(0, r - w + 1)), int(rng.integers(0, r - h + 1))
+            m = (lab != 0) & (lab != IGNORE_INDEX)
+            canvas[y0 : y0 + h, x0 : x0 + w][m] = np.asarray(cut)[m]
+            label[y0 : y0 + h, x0 : x0 + w][m] = lab[m]
+        return Image.fromarray(canvas), label

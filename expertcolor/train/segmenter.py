@@ -81,6 +81,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     m.add_argument("--encoder", default="mobilenet_v2", help="smp encoder (default %(default)s)")
     m.add_argument("--mosaic", type=float, default=0.5,
                    help="probability of a 2x2 mosaic training sample (several small subjects; default %(default)s)")
+    m.add_argument("--paste", type=float, default=0.0,
+                   help="probability of pasting 1-3 subjects cut out of other samples (by their labels) onto a "
+                        "training sample, at 20-70%% of its side: whole people/animals inside scenes "
+                        "(default %(default)s)")
     m.add_argument("--model-kwargs", type=json.loads, default=None, metavar="JSON",
                    help="smp keyword arguments (default for fpn: a light decoder predicting at 1/4 resolution, "
                    f"{json.dumps(LIGHT_FPN)})")
@@ -266,7 +270,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         train_pairs, val_pairs = build_pairs(args)
         train_set = SegmentationPairs(train_pairs, args.resolution, Augment(), args.seed, name="segmentation train",
-                                      mosaic=args.mosaic)
+                                      mosaic=args.mosaic, paste=args.paste)
         val_set = SegmentationPairs(val_pairs, args.resolution, Augment(enabled=False), args.seed,
                                     name="segmentation val")
         train_set = cap_dataset(train_set, args.max_images, args.seed)

@@ -134,3 +134,29 @@ def test_mosaic_keeps_class_ids_aligned(tmp_path: Path) -> None:
     assert len(seen - {0, 255}) >= 3  # tiles come from several items
     with pytest.raises(ValueError, match="mosaic"):
         SegmentationPairs(pairs, mosaic=1.5)
+
+
+def test_paste_adds_aligned_subjects_from_other_items(tmp_path: Path) -> None:
+    for i, cls in enumerate((15, 3, 8, 12)):
+        _pair(tmp_path / "images" / f"{i}.jpg", tmp_path / "labels" / f"{i}.png", w=48, h=48, cls=cls)
+    pairs = find_pairs(tmp_path / "images", tmp_path / "labels")
+    ds = SegmentationPairs(pairs, resolution=32, seed=0, paste=1.0)
+    plain = SegmentationPairs(pairs, resolution=32, seed=0)
+    mixed_items = 0
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            L, lbl = ds[i]
+            ids = set(lbl.unique().tolist())
+            assert ids <= {0, 3, 8, 12, 15, 255}
+            mixed_items += len(ids - {0, 255}) >= 2
+            obj = (lbl != 0) & (lbl != 255)
+            if obj.any() and (lbl == 0).any():  # pasted pixels carry their own labels
+                assert float(L[0][obj].mean()) > float(L[0][lbl == 0].mean()) + 15
+            assert torch.equal(ds[i][1], lbl)  # deterministic per (seed, epoch, index)
+    assert mixed_items >= 3  # subjects of other items did land on items
+    assert all(len(set(plain[i][1].unique().tolist()) - {0, 255}) == 1 for i in range(len(plain)))
+    with pytest.raises(ValueError, match="paste must"):
+        SegmentationPairs(pairs, paste=-0.1)
+    with pytest.raises(ValueError, match="paste_scale"):
+        SegmentationPairs(pairs, paste=0.5, paste_scale=(0.5, 0.2))
