@@ -43,7 +43,7 @@ from .common import (
 from .losses import LOSSES, RegressionLoss, SoftEncodedCELoss, estimate_bin_prior, pool_target
 from .metrics import color_metrics
 
-__all__ = ["get_args_parser", "main", "build_datasets", "RawExpert"]
+__all__ = ["get_args_parser", "main", "build_datasets", "sample_weights", "RawExpert"]
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -70,6 +70,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     d.add_argument("--dataset", nargs="+", default=["folder"], choices=DATASETS,
                    help="layout of each --root (one value applies to all roots)")
     d.add_argument("--root", nargs="+", required=True, help="dataset root(s); several roots train on their union")
+    d.add_argument("--root-weight", nargs="+", type=float, default=None, metavar="W",
+                   help="sampling weight of each --root's images (one per root): oversample a small root, e.g. "
+                        "'--root faces people --root-weight 1 8'; epochs keep the union's length")
     d.add_argument("--data-classes", nargs="*", default=None,
                    help="class filter of the data (Animals-10 classes, folder subfolders, Places365 categories)")
     d.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction for seeded splits")
@@ -98,6 +101,28 @@ def build_datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset]:
     train_set: Dataset = train[0] if len(train) == 1 else ConcatDataset(train)
     val_set: Dataset = val[0] if len(val) == 1 else _interleave(val)
     return cap_dataset(train_set, args.max_images, args.seed), val_set
+
+
+def sample_weights(args: argparse.Namespace, train_set: Dataset) -> torch.Tensor | None:
+    """Per-item draw weights from ``--root-weight`` (``None``: a plain permutation per epoch).
+
+    Raises:
+        ValueError: for a count that does not match ``--root`` or a weight that is not positive.
+    """
+    if args.root_weight is None:
+        return None
+    weights = [float(w) for w in args.root_weight]
+    if len(weights) != len(args.root):
+        raise ValueError(f"--root-weight has {len(weights)} values but --root has {len(args.root)}; give one per root")
+    if not all(w > 0 and w < float("inf") for w in weights):
+        raise ValueError(f"--root-weight values must be positive, got {weights}")
+    base, idx = train_set, None
+    if isinstance(base, Subset):  # --max-images
+        base, idx = base.dataset, list(base.indices)
+    sizes = base.cumulative_sizes if isinstance(base, ConcatDataset) else [len(base)]
+    per_item = torch.cat([torch.full((n - m,), w, dtype=torch.float64)
+                          for w, n, m in zip(weights, sizes, [0, *sizes[:-1]])])
+    return per_item if idx is None else per_item[idx]
 
 
 def _interleave(sets: Sequence[Dataset]) -> Dataset:
@@ -231,6 +256,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--classes {unknown} are not VOC categories; choose from {list(VOC_CATEGORIES)}")
         args.classes = classes
         train_set, val_set = build_datasets(args)
+        draw_weights = sample_weights(args, train_set)
         torch.manual_seed(args.seed)
         if args.init_from:
             expert = _init_expert(args)
@@ -243,7 +269,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         ckpt = Path(args.out) / "checkpoint.pt"
         resuming = bool(args.resume and ckpt.is_file())
         criterion = build_criterion(args, expert, train_set, estimate_prior=not resuming)
-        trainer = Trainer(args, RawExpert(expert), criterion, train_set, make_evaluator(args, val_set, dist), dist)
+        trainer = Trainer(args, RawExpert(expert), criterion, train_set, make_evaluator(args, val_set, dist), dist,
+                          sample_weights=draw_weights)
         if dist.is_main:
             print(f"train-expert {args.name}: {len(train_set)} train / {len(val_set)} val images, "
                   f"{trainer.steps_per_epoch} steps/epoch x {args.epochs} epochs, loss {args.loss}, "

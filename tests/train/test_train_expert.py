@@ -108,6 +108,30 @@ def test_union_of_datasets_and_errors(tiny_folder: Path, tmp_path: Path) -> None
         _run(_args(tiny_folder, tmp_path / "z", "--loss", "mse"))
 
 
+def test_root_weight_oversamples_a_root(tiny_folder: Path, tmp_path: Path) -> None:
+    from expertcolor.train.expert import build_datasets, sample_weights
+
+    def parse(*extra: str):
+        return train_expert.get_args_parser().parse_args(
+            ["--root", str(tiny_folder), str(tiny_folder), "--out", str(tmp_path), *extra])
+
+    args = parse("--root-weight", "1", "3")
+    train, _ = build_datasets(args)
+    w = sample_weights(args, train)
+    assert w.tolist() == [1.0] * 17 + [3.0] * 17  # 16 colour + 1 grayscale file per root
+    capped = parse("--root-weight", "1", "3", "--max-images", "10")
+    train_c, _ = build_datasets(capped)
+    assert sample_weights(capped, train_c).tolist() == [1.0 if i < 17 else 3.0 for i in train_c.indices]
+    assert sample_weights(parse(), train) is None
+    with pytest.raises(ValueError, match="one per root"):
+        sample_weights(parse("--root-weight", "2"), train)
+    with pytest.raises(ValueError, match="positive"):
+        sample_weights(parse("--root-weight", "1", "0"), train)
+    result = _run(_args(tiny_folder, tmp_path / "run", "--dataset", "folder", "--root", str(tiny_folder),
+                        str(tiny_folder), "--root-weight", "1", "3", "--epochs", "1"))
+    assert result["images_seen"] == 32  # the union's length per epoch (34 items, full batches of 4)
+
+
 def test_init_from_fine_tunes_another_expert(tiny_folder: Path, tmp_path: Path) -> None:
     from expertcolor.experts import create_expert
 
