@@ -400,7 +400,10 @@ def _cmd_add_expert(args: argparse.Namespace) -> int:
     for d, what in ((args.model_dir, "model"), (args.expert_dir, "expert")):
         if not Path(d).is_dir():
             raise UserError(f"{what} directory not found: {d}")
-    classes = add_expert_to_model_dir(args.model_dir, args.expert_dir, args.classes)
+    try:
+        classes = add_expert_to_model_dir(args.model_dir, args.expert_dir, args.classes, args.temperature)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     name = read_json(Path(args.expert_dir) / "config.json").get("name")
     print(f"added expert {name!r} to {args.model_dir}; routed: {', '.join(classes)}")
     return 0
@@ -523,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("model_dir", metavar="MODEL_DIR")
     a.add_argument("expert_dir", metavar="EXPERT_DIR")
     a.add_argument("--classes", nargs="+", metavar="CLASS", help="categories to route (default: the expert's own)")
+    a.add_argument("--temperature", type=float, help="annealed-mean temperature of the copy (default: its own)")
     a.set_defaults(func=_cmd_add_expert)
 
     m = sub.add_parser("assemble", help="build a model directory from a trained segmenter and experts")

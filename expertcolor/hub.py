@@ -80,7 +80,10 @@ def verify_manifest(directory: str | os.PathLike) -> None:
 
 
 def add_expert_to_model_dir(
-    model_dir: str | os.PathLike, expert_dir: str | os.PathLike, classes: list[str] | None = None
+    model_dir: str | os.PathLike,
+    expert_dir: str | os.PathLike,
+    classes: list[str] | None = None,
+    temperature: float | None = None,
 ) -> list[str]:
     """Copy a trained expert into a model directory and route its classes to it.
 
@@ -90,12 +93,15 @@ def add_expert_to_model_dir(
         model_dir: a directory written by ``ExpertColorizer.save_pretrained``.
         expert_dir: an expert directory (``config.json`` + ``model.safetensors``).
         classes: segmentation categories to route to it; default: the expert config's ``classes``.
+        temperature: annealed-mean temperature stored with the copy (classification experts);
+            default: the expert's own.
 
     Returns:
         The categories now routed to the expert.
 
     Raises:
-        ValueError: if a class is unknown to the model's segmenter, or the expert has no classes.
+        ValueError: if a class is unknown to the model's segmenter, the expert has no classes, or
+            ``temperature`` is outside ``(0, 1]`` or given for a regression expert.
     """
     import shutil
 
@@ -110,6 +116,11 @@ def add_expert_to_model_dir(
     classes = list(ecfg.get("classes", []) if classes is None else classes)
     if not classes:
         raise ValueError(f"expert {name!r} owns no classes; pass the categories to route to it")
+    if temperature is not None:
+        if not 0 < float(temperature) <= 1:
+            raise ValueError(f"temperature must be in (0, 1], got {temperature}")
+        if ecfg.get("head", "classification") != "classification":
+            raise ValueError(f"expert {name!r} regresses ab; a temperature applies to classification experts only")
     categories = read_json(model_dir / "segmenter" / "config.json")["categories"]
     routing = cfg["routing"]
     experts = list(dict.fromkeys([*cfg.get("experts", routing.get("experts", [])), name]))
@@ -119,8 +130,8 @@ def add_expert_to_model_dir(
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    for fname in ("config.json", "model.safetensors"):
-        shutil.copy2(expert_dir / fname, target / fname)
+    shutil.copy2(expert_dir / "model.safetensors", target / "model.safetensors")
+    write_json(target / "config.json", ecfg if temperature is None else {**ecfg, "temperature": float(temperature)})
     cfg["experts"] = experts
     cfg["routing"] = table.to_dict()
     write_json(model_dir / "config.json", cfg)

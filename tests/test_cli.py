@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from expertcolor import ExpertColorizer, __version__, create_expert
+from expertcolor import Expert, ExpertColorizer, __version__, create_expert
 from expertcolor.cli import collect_inputs, main, output_path, rgb_icc
 
 ORIENTATION = 0x0112
@@ -181,6 +181,13 @@ def test_add_expert(tmp_path, tiny_model_dir, capsys) -> None:
     assert colorizer.routing.expert_for("cat") == "pets" and colorizer.routing.expert_for("dog") != "pets"
     rc, _, err = _run(["add-expert", str(model), str(tmp_path / "nothing")], capsys)
     assert rc == 2 and "not found" in err
+    own = ExpertColorizer.from_pretrained(model, device="cpu").experts["pets"].config.temperature
+    rc, _, _ = _run(["add-expert", str(model), str(tmp_path / "pets"), "--temperature", "0.5"], capsys)
+    assert rc == 0 and own != 0.5
+    assert ExpertColorizer.from_pretrained(model, device="cpu").experts["pets"].config.temperature == 0.5
+    assert Expert.from_pretrained(tmp_path / "pets").config.temperature == own  # the source is left alone
+    rc, _, err = _run(["add-expert", str(model), str(tmp_path / "pets"), "--temperature", "1.5"], capsys)
+    assert rc == 2 and "temperature must be in (0, 1]" in err
 
 
 def test_train_commands_delegate(monkeypatch) -> None:

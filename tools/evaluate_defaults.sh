@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The measurements behind MODEL_CARD.md, on the mixed-subject photos with ground truth.
-#   tools/evaluate_defaults.sh [MODEL_DIR] [DATA_DIR] [OUT_DIR] [FACES_PEOPLE_EXPERT_DIR] [OTHER_GENERALIST_DIR]
+#   tools/evaluate_defaults.sh [MODEL_DIR] [DATA_DIR] [OUT_DIR] [SWAP_EXPERT_DIRS] [OTHER_GENERALIST_DIR]
+# SWAP_EXPERT_DIRS: comma-separated expert directories (train-expert outputs), each swapped into a copy
+# of the model in place of the expert of the same name and evaluated routed (the model card's ablations).
 set -euo pipefail
 M=${1:-expertcolor/pretrained/default}
 D=${2:-../shared/data}/mixed
 O=${3:-eval}
-FP=${4:-}
+SWAP=${4:-}
 OG=${5:-}
 ev() { local name=$1; shift; echo "== $name"; expertcolor evaluate --images "$D/images" --groups "$D/groups" --model "$M" --out "$O/$name" "$@" > "$O/$name.log" 2>&1; }
 mkdir -p "$O"
@@ -19,9 +21,11 @@ ev working_192 --working-size 192 --compare routed
 ev flip --flip-segmentation on --compare routed --teacher "$D/teacher_gray"
 # Another generalist (e.g. the first-round one) against the same routed model.
 if [ -n "$OG" ]; then ev other_generalist --compare generalist --generalist "$OG"; fi
-# A faces expert that also saw whole people (segmentation/extra/people), swapped into a copy.
-if [ -n "$FP" ]; then
-  rm -rf "$O/model_faces_people" && cp -r "$M" "$O/model_faces_people"
-  expertcolor add-expert "$O/model_faces_people" "$FP" > /dev/null
-  M="$O/model_faces_people" ev faces_people --compare routed
-fi
+# Ablations: another expert swapped into a copy of the model (named after its run directory).
+IFS=, read -r -a swaps <<< "$SWAP"
+for e in "${swaps[@]}"; do
+  run=$(basename "$(dirname "$e")")
+  rm -rf "$O/model_$run" && cp -r "$M" "$O/model_$run"
+  expertcolor add-expert "$O/model_$run" "$e" --temperature 0.5 > /dev/null  # the shipped temperature
+  M="$O/model_$run" ev "swap_$run" --compare routed
+done
