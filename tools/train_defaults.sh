@@ -42,4 +42,19 @@ run generalist_fair expertcolor train-expert --name generalist --dataset folder 
 # Second-round segmenter: 16 more epochs from the first, with 2x2 mosaic samples (several small subjects).
 run segmenter_v2 expertcolor train-segmenter --data "$D" --epochs 16 --mosaic 0.5 --lr 5e-4 \
     --init-from "$R/segmenter/segmenter"
+# Second-round experts: fine-tuned from the places expert (--init-from), the one that saw the most
+# varied photos, on each domain's own data; same images seen as the first round.
+ft=(--init-from "$R/places_plus/expert" --lr 5e-4)
+run birds_ft   expertcolor train-expert --name birds   --dataset cub    --root "$D/birds"   --epochs 8 "${ft[@]}"
+run animals_ft expertcolor train-expert --name animals --dataset folder --root "$D/animals" --epochs 5 "${ft[@]}"
+# Faces: how much should whole people (287 photos) weigh against face crops (2371)?
+faces_people=(--name faces --dataset folder folder --root "$D/faces" "$D/segmentation/extra/people/images" --epochs 5)
+run faces_ft    expertcolor train-expert "${faces_people[@]}" "${ft[@]}"
+run faces_w3_ft expertcolor train-expert "${faces_people[@]}" --root-weight 1 3 "${ft[@]}"
+run faces_w8_ft expertcolor train-expert "${faces_people[@]}" --root-weight 1 8 "${ft[@]}"
+run people_ft   expertcolor train-expert --name faces --dataset folder --root "$D/segmentation/extra/people/images" \
+    --epochs 20 "${ft[@]}"
+# Third-round segmenter: 8 more epochs with copy-paste subjects on top of the mosaics.
+run segmenter_v3 expertcolor train-segmenter --data "$D" --epochs 8 --mosaic 0.5 --paste 0.5 --lr 5e-4 \
+    --init-from "$R/segmenter_v2/segmenter"
 echo "== all done $(date -u +%H:%M:%S)"
