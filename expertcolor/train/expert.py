@@ -72,7 +72,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     d.add_argument("--root", nargs="+", required=True, help="dataset root(s); several roots train on their union")
     d.add_argument("--root-weight", nargs="+", type=float, default=None, metavar="W",
                    help="sampling weight of each --root's images (one per root): oversample a small root, e.g. "
-                        "'--root faces people --root-weight 1 8'; epochs keep the union's length")
+                        "'--root faces people --root-weight 1 3'; epochs keep the union's length")
     d.add_argument("--data-classes", nargs="*", default=None,
                    help="class filter of the data (Animals-10 classes, folder subfolders, Places365 categories)")
     d.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction for seeded splits")
@@ -165,7 +165,11 @@ def _init_expert(args: argparse.Namespace) -> Expert:
     directory = Path(args.init_from)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"--init-from {directory}: not an expert directory (no config.json)")
-    init = Expert.from_pretrained(directory)
+    try:
+        init = Expert.from_pretrained(directory)
+    except ValueError as e:  # a model or segmenter directory
+        hint = " (a model directory holds its experts in experts/<name>)" if (directory / "experts").is_dir() else ""
+        raise ValueError(f"--init-from {directory}: {e}{hint}") from None
     base = init.config
     args.arch = base.provenance.get("preset", args.arch)
     args.head = base.head

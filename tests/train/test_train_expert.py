@@ -154,6 +154,11 @@ def test_init_from_fine_tunes_another_expert(tiny_folder: Path, tmp_path: Path) 
     assert json.loads((out / "args.json").read_text())["head"] == "classification"
     with pytest.raises(FileNotFoundError, match="not an expert directory"):
         _run(_args(tiny_folder, tmp_path / "x", "--init-from", str(tmp_path / "missing")))
+    model = tmp_path / "model"
+    (model / "experts").mkdir(parents=True)
+    (model / "config.json").write_text('{"format_version": 1}')
+    with pytest.raises(ValueError, match="--init-from .*experts/<name>"):
+        _run(_args(tiny_folder, tmp_path / "y", "--init-from", str(model)))
 
 
 def test_parser_has_the_documented_options() -> None:
