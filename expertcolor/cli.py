@@ -400,10 +400,7 @@ def _cmd_add_expert(args: argparse.Namespace) -> int:
     for d, what in ((args.model_dir, "model"), (args.expert_dir, "expert")):
         if not Path(d).is_dir():
             raise UserError(f"{what} directory not found: {d}")
-    try:
-        classes = add_expert_to_model_dir(args.model_dir, args.expert_dir, args.classes, args.temperature)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    classes = add_expert_to_model_dir(args.model_dir, args.expert_dir, args.classes, args.temperature)
     name = read_json(Path(args.expert_dir) / "config.json").get("name")
     print(f"added expert {name!r} to {args.model_dir}; routed: {', '.join(classes)}")
     return 0

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from . import metrics as M
 from .color import lab_to_rgb, lab_to_rgb_gamut
 from .colorizer import ColorizationResult, ExpertColorizer
+from .datasets import list_images as _list_images
 from .experts import Expert
 from .io import decode_inputs, encode_output, open_image
 from .merge import upsample_ab
@@ -222,14 +223,7 @@ def list_images(directory: str | os.PathLike) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         raise NotADirectoryError(f"image folder not found: {directory}")
-    # Hidden parts are judged below ``directory``: "../photos" itself is not hidden.
-    return sorted(
-        p
-        for p in directory.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(s.startswith(".") for s in p.relative_to(directory).parts)
-    )
+    return _list_images(directory, extensions=IMAGE_EXTENSIONS)
 
 
 def _load_groups(groups_dir: Path | None, image: Path, images_dir: Path, shape: tuple[int, int]) -> np.ndarray | None:

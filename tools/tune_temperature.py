@@ -55,6 +55,5 @@ def main() -> None:
         print(f"| {r['T']} | {r['expert']} | {r['psnr']:.2f} | {r['ciede2000']:.2f} | {r['cf_ratio']:.2f} |")
 
 
-
 if __name__ == "__main__":
     main()

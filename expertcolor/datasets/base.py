@@ -68,14 +68,17 @@ class Augment:
     flip: bool = True
 
 
-def list_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
-    """Image files below ``root`` (by extension), sorted; hidden files and folders are ignored."""
+def list_images(
+    root: str | os.PathLike, recursive: bool = True, extensions: Sequence[str] = IMG_EXTENSIONS
+) -> list[Path]:
+    """Image files below ``root`` (by lower-case ``extensions``), sorted; hidden files and folders
+    below ``root`` are ignored ("../photos" itself is not hidden)."""
     root = Path(root)
     it = root.rglob("*") if recursive else root.iterdir()
     out = [
         p
         for p in it
-        if p.suffix.lower() in IMG_EXTENSIONS
+        if p.suffix.lower() in extensions
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
         and p.is_file()
     ]

@@ -182,16 +182,19 @@ class SegmentationPairs(ImageDataset):
         with Image.open(self.label_paths[index]) as lb:
             lb.load()
             label = lb if lb.mode in ("P", "L") else lb.convert("L")
-        if label.size != orig:
-            raise ValueError(f"label {self.label_paths[index]} is {label.size}, image {path} is {orig}")
+        self._check_size(index, label.size, orig)
         box = self._crop_box(orig, rng)
-        sx, sy = img.size[0] / orig[0], img.size[1] / orig[1]
-        img = img.resize(size, Image.BILINEAR, box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        img = _resize_box(img, orig, box, size)
         label = label.resize(size, Image.NEAREST, box=box)
         if self.augment.enabled and self.augment.flip and rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
             label = label.transpose(Image.FLIP_LEFT_RIGHT)
         return img, label
+
+    def _check_size(self, index: int, label_size: tuple[int, int], image_size: tuple[int, int]) -> None:
+        if tuple(label_size) != tuple(image_size):
+            raise ValueError(f"label {self.label_paths[index]} is {tuple(label_size)}, "
+                             f"image {self.samples[index].path} is {tuple(image_size)}")
 
     def _mosaic(self, index: int, rng: np.random.Generator) -> tuple[Image.Image, Image.Image]:
         """Four items on a 2x2 grid split at a random point: several smaller subjects in one
@@ -223,11 +226,9 @@ class SegmentationPairs(ImageDataset):
         f = side / max(x1 - x0, y1 - y0)
         # Draft-decode just large enough that the subject keeps >= ``side`` pixels.
         img, orig = decode_rgb(self.samples[index].path, math.ceil(min(label.shape) * min(f, 1.0)))
-        if label.shape[::-1] != orig:
-            raise ValueError(f"label {self.label_paths[index]} is {label.shape[::-1]}, image is {orig}")
+        self._check_size(index, label.shape[::-1], orig)
         size = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
-        sx, sy = img.size[0] / orig[0], img.size[1] / orig[1]
-        cut = img.resize(size, Image.BILINEAR, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy))
+        cut = _resize_box(img, orig, (x0, y0, x1, y1), size)
         lab = np.asarray(Image.fromarray(label[y0:y1, x0:x1]).resize(size, Image.NEAREST))
         if self.augment.flip and rng.random() < 0.5:
             cut, lab = cut.transpose(Image.FLIP_LEFT_RIGHT), lab[:, ::-1]
@@ -256,3 +257,12 @@ class SegmentationPairs(ImageDataset):
             canvas[y0 : y0 + h, x0 : x0 + w][m] = np.asarray(cut)[m]
             label[y0 : y0 + h, x0 : x0 + w][m] = lab[m]
         return Image.fromarray(canvas), label
+
+
+def _resize_box(
+    img: Image.Image, orig: tuple[int, int], box: Sequence[float], size: tuple[int, int]
+) -> Image.Image:
+    """``box`` (in the photo's original pixels) of ``img`` resized to ``size``; ``img`` may have been
+    draft-decoded smaller than the original size ``orig``."""
+    sx, sy = img.size[0] / orig[0], img.size[1] / orig[1]
+    return img.resize(size, Image.BILINEAR, box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
