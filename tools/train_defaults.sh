@@ -61,4 +61,7 @@ run segmenter_v3 expertcolor train-segmenter --data "$D" --epochs 8 --mosaic 0.5
 # sees subjects nearer the size they have at the 256-px working size.
 run segmenter_hr expertcolor train-segmenter --data "$D" --epochs 5 --mosaic 0.5 --lr 2.5e-4 --resolution 224 \
     --init-from "$R/segmenter_v2/segmenter"
+# Fifth round (ablation, not shipped): 4 more epochs from segmenter_hr at 256 px, the working size.
+run segmenter_r5 expertcolor train-segmenter --data "$D" --epochs 4 --mosaic 0.5 --lr 2e-4 --resolution 256 \
+    --init-from "$R/segmenter_hr/segmenter"
 echo "== all done $(date -u +%H:%M:%S)"
