@@ -105,6 +105,7 @@ def add_expert_to_model_dir(
     """
     import shutil
 
+    from .experts import Expert
     from .segmentation import RoutingTable
 
     model_dir, expert_dir = Path(model_dir), Path(expert_dir)
@@ -117,10 +118,10 @@ def add_expert_to_model_dir(
     if not classes:
         raise ValueError(f"expert {name!r} owns no classes; pass the categories to route to it")
     if temperature is not None:
-        if not 0 < float(temperature) <= 1:
-            raise ValueError(f"temperature must be in (0, 1], got {temperature}")
         if ecfg.get("head", "classification") != "classification":
             raise ValueError(f"expert {name!r} regresses ab; a temperature applies to classification experts only")
+        ecfg = {**ecfg, "temperature": float(temperature)}
+        Expert.config_from_dict(ecfg)  # ExpertConfig's own checks (the temperature range) before any write
     categories = read_json(model_dir / "segmenter" / "config.json")["categories"]
     routing = cfg["routing"]
     experts = list(dict.fromkeys([*cfg.get("experts", routing.get("experts", [])), name]))
@@ -131,7 +132,7 @@ def add_expert_to_model_dir(
         shutil.rmtree(target)
     target.mkdir(parents=True)
     shutil.copy2(expert_dir / "model.safetensors", target / "model.safetensors")
-    write_json(target / "config.json", ecfg if temperature is None else {**ecfg, "temperature": float(temperature)})
+    write_json(target / "config.json", ecfg)
     cfg["experts"] = experts
     cfg["routing"] = table.to_dict()
     write_json(model_dir / "config.json", cfg)
