@@ -57,8 +57,8 @@ run people_ft   expertcolor train-expert --name faces --dataset folder --root "$
 # Third-round segmenter: 8 more epochs with copy-paste subjects on top of the mosaics.
 run segmenter_v3 expertcolor train-segmenter --data "$D" --epochs 8 --mosaic 0.5 --paste 0.5 --lr 5e-4 \
     --init-from "$R/segmenter_v2/segmenter"
-# Fourth round (shipped): 5 more epochs from segmenter_v2 at 224 px instead of 160, so that training
-# sees subjects nearer the size they have at the 256-px working size.
+# Fourth round (shipped): 5 more epochs from segmenter_v2 on 224-px crops instead of 160, nearer the
+# 256-px working size it runs at (run larger than it trained, it had scored worse).
 run segmenter_hr expertcolor train-segmenter --data "$D" --epochs 5 --mosaic 0.5 --lr 2.5e-4 --resolution 224 \
     --init-from "$R/segmenter_v2/segmenter"
 # Fifth round (ablation, not shipped): 4 more epochs from segmenter_hr at 256 px, the working size.
