@@ -1,10 +1,10 @@
 """``expertcolor train-segmenter``: distil a colour teacher's labels into a grayscale segmenter.
 
 Trains :class:`expertcolor.segmentation.GraySegmenter` (1-channel L input) on image + label-map
-pairs with cross-entropy (``ignore_index=255``, optional class weights and class-balanced
-sampling) and reports mIoU over VOC-21 and over the 4 routing groups (background/other, person,
-bird, animal) on held-out labels after every epoch — and, when the data folder has ``mixed/``
-(COCO photos with ground-truth VOC masks), on those too.
+pairs with cross-entropy (``ignore_index=255``, optional class weights, class-balanced
+sampling and oversampling of subjects inside scenes) and reports mIoU over VOC-21 and over the
+4 routing groups (background/other, person, bird, animal) on held-out labels after every epoch —
+and, when the data folder has ``mixed/`` (COCO photos with ground-truth VOC masks), on those too.
 
 Usage::
 
@@ -51,6 +51,9 @@ from .common import (
 from .metrics import GROUP_NAMES, confusion_matrix, group_confusion, iou_from_confusion
 
 LIGHT_FPN = {"decoder_pyramid_channels": 128, "decoder_segmentation_channels": 64, "upsampling": 1}
+# A subject "in a scene" for --scene-oversample: it covers this share of the labelled pixels (not the whole frame,
+# as in a face crop, and not a speck).
+SCENE_FRACTION = (0.01, 0.5)
 
 __all__ = ["get_args_parser", "main", "class_weights", "image_weights", "SegLoss"]
 
@@ -92,6 +95,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="CE class weights from pixel frequencies: (f/median)^-1/2, clipped to [0.25, 4]")
     m.add_argument("--balanced-sampling", action="store_true",
                    help="draw images with probability ∝ rarity^1/2 of the rarest routing group they contain")
+    m.add_argument("--scene-oversample", nargs="+", type=_group_factor, default=None, metavar="GROUP=K",
+                   help="draw label maps in which GROUP (person, bird or animal) covers "
+                        f"{SCENE_FRACTION[0]:.0%}%-{SCENE_FRACTION[1]:.0%}% of the frame K times as often: "
+                        "subjects inside scenes, like the photos the colorizer routes (e.g. person=3)")
     m.add_argument("--init-from", type=str, default=None, metavar="DIR",
                    help="fine-tune: start from a trained GraySegmenter directory (its arch, encoder and decoder "
                         "options replace --arch/--encoder/--model-kwargs)")
@@ -155,22 +162,60 @@ def class_weights(label_paths: list[str], num_classes: int, max_labels: int = 10
     return torch.tensor(w, dtype=torch.float32)
 
 
-def image_weights(label_paths: list[str]) -> torch.Tensor:
-    """Sampling weights ``(N,)``: ``(1 / images containing g)^1/2`` for the rarest routing group ``g``
-    present in each label (background/other counts only for images with nothing else)."""
+def _group_factor(text: str) -> tuple[str, float]:
+    """``"person=3"`` -> ``("person", 3.0)`` for ``--scene-oversample``."""
+    name, sep, value = text.partition("=")
+    subjects = GROUP_NAMES[1:]
+    if not sep or name not in subjects:
+        raise argparse.ArgumentTypeError(f"expected GROUP=K with GROUP one of {', '.join(subjects)}, got {text!r}")
+    try:
+        k = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: K must be a number") from None
+    if not 0 < k < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: K must be positive and finite")
+    return name, k
+
+
+def group_fractions(label_paths: list[str]) -> np.ndarray:
+    """``(N, 4)``: the share of each routing group among each label map's labelled (not ignored) pixels."""
     from .metrics import VOC_TO_GROUP
 
-    lut = np.full(256, -1, dtype=np.int64)
+    lut = np.full(256, len(GROUP_NAMES), dtype=np.int64)  # unknown ids and ignore -> a dropped extra bin
     lut[: len(VOC_TO_GROUP)] = VOC_TO_GROUP
-    groups = []
-    for p in label_paths:
-        g = np.unique(lut[_read_label(p)])
-        groups.append({int(x) for x in g if x > 0} or {0})
-    freq = np.zeros(len(GROUP_NAMES))
-    for gs in groups:
-        for g in gs:
-            freq[g] += 1
-    w = [max((1.0 / freq[g]) ** 0.5 for g in gs) for gs in groups]
+    out = np.zeros((len(label_paths), len(GROUP_NAMES)))
+    for i, p in enumerate(label_paths):
+        counts = np.bincount(lut[_read_label(p)].ravel(), minlength=len(GROUP_NAMES) + 1)[: len(GROUP_NAMES)]
+        out[i] = counts / max(counts.sum(), 1)
+    return out
+
+
+def image_weights(label_paths: list[str], *, balanced: bool = True,
+                  scene_oversample: dict[str, float] | None = None) -> torch.Tensor:
+    """Per-image draw weights ``(N,)``.
+
+    Args:
+        label_paths: VOC-id label maps, one per training image.
+        balanced: weight ``(1 / images containing g)^1/2`` for the rarest routing group ``g`` present
+            (background/other counts only for images with nothing else); otherwise 1.
+        scene_oversample: ``{group: K}``; images where that group covers a ``SCENE_FRACTION`` share of
+            the labelled pixels get K times the weight (the largest K when several groups qualify).
+    """
+    frac = group_fractions(label_paths)
+    present = frac > 0
+    present[:, 0] = ~present[:, 1:].any(1)  # background/other counts only for images with no subject
+    w = np.ones(len(label_paths))
+    if balanced:
+        freq = present.sum(0)
+        w = np.array([max((1.0 / freq[g]) ** 0.5 for g in np.flatnonzero(row)) for row in present])
+    if scene_oversample:
+        lo, hi = SCENE_FRACTION
+        boost = np.ones(len(label_paths))
+        for name, k in scene_oversample.items():
+            g = GROUP_NAMES.index(name)
+            in_scene = (frac[:, g] >= lo) & (frac[:, g] <= hi)
+            boost[in_scene] = np.maximum(boost[in_scene], k)
+        w = w * boost
     return torch.tensor(w, dtype=torch.float64)
 
 
@@ -290,7 +335,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             seg.load_encoder(args.init_encoder)
         n_cls = len(VOC_CATEGORIES)
         weight = class_weights(train_labels, n_cls, seed=args.seed) if args.class_weights == "sqrt_inv" else None
-        sample_w = image_weights(train_labels) if args.balanced_sampling else None
+        sample_w = None
+        if args.balanced_sampling or args.scene_oversample:
+            sample_w = image_weights(train_labels, balanced=args.balanced_sampling,
+                                     scene_oversample=dict(args.scene_oversample or ()))
         trainer = Trainer(args, LogitsSegmenter(seg), SegLoss(weight), train_set,
                           make_evaluator(args, val_set, dist, n_cls), dist, sample_weights=sample_w)
         if dist.is_main:
@@ -320,6 +368,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     "wall_time_s": round(time.time() - t_start, 1),
                     "class_weights": args.class_weights,
                     "balanced_sampling": bool(args.balanced_sampling),
+                    "scene_oversample": dict(args.scene_oversample or ()),
                     "seed": args.seed,
                     "skipped_train_files": skip_stats(train_set),
                     "val_metrics": {k: v for k, v in final.items() if k.startswith(("val_", "mixed_"))},
