@@ -64,4 +64,9 @@ run segmenter_hr expertcolor train-segmenter --data "$D" --epochs 5 --mosaic 0.5
 # Fifth round (ablation, not shipped): 4 more epochs from segmenter_hr at 256 px, the working size.
 run segmenter_r5 expertcolor train-segmenter --data "$D" --epochs 4 --mosaic 0.5 --lr 2e-4 --resolution 256 \
     --init-from "$R/segmenter_hr/segmenter"
+# Sixth round (ablation, not shipped): people inside scenes drawn 3x as often, and its control.
+run segmenter_scene expertcolor train-segmenter --data "$D" --epochs 3 --mosaic 0.5 --lr 2.5e-4 --resolution 224 \
+    --scene-oversample person=3 --init-from "$R/segmenter_hr/segmenter"
+run segmenter_ctrl expertcolor train-segmenter --data "$D" --epochs 3 --mosaic 0.5 --lr 2.5e-4 --resolution 224 \
+    --init-from "$R/segmenter_hr/segmenter"
 echo "== all done $(date -u +%H:%M:%S)"
