@@ -48,7 +48,7 @@ from .common import (
     setup_distributed,
     shard_indices,
 )
-from .metrics import GROUP_NAMES, confusion_matrix, group_confusion, iou_from_confusion
+from .metrics import GROUP_NAMES, VOC_TO_GROUP, confusion_matrix, group_confusion, iou_from_confusion
 
 LIGHT_FPN = {"decoder_pyramid_channels": 128, "decoder_segmentation_channels": 64, "upsampling": 1}
 # A subject "in a scene" for --scene-oversample: it covers this share of the labelled pixels (not the whole frame,
@@ -179,8 +179,6 @@ def _group_factor(text: str) -> tuple[str, float]:
 
 def group_fractions(label_paths: list[str]) -> np.ndarray:
     """``(N, 4)``: the share of each routing group among each label map's labelled (not ignored) pixels."""
-    from .metrics import VOC_TO_GROUP
-
     lut = np.full(256, len(GROUP_NAMES), dtype=np.int64)  # unknown ids and ignore -> a dropped extra bin
     lut[: len(VOC_TO_GROUP)] = VOC_TO_GROUP
     out = np.zeros((len(label_paths), len(GROUP_NAMES)))
@@ -335,10 +333,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             seg.load_encoder(args.init_encoder)
         n_cls = len(VOC_CATEGORIES)
         weight = class_weights(train_labels, n_cls, seed=args.seed) if args.class_weights == "sqrt_inv" else None
+        scene_oversample = dict(args.scene_oversample or ())
         sample_w = None
-        if args.balanced_sampling or args.scene_oversample:
-            sample_w = image_weights(train_labels, balanced=args.balanced_sampling,
-                                     scene_oversample=dict(args.scene_oversample or ()))
+        if args.balanced_sampling or scene_oversample:
+            sample_w = image_weights(train_labels, balanced=args.balanced_sampling, scene_oversample=scene_oversample)
         trainer = Trainer(args, LogitsSegmenter(seg), SegLoss(weight), train_set,
                           make_evaluator(args, val_set, dist, n_cls), dist, sample_weights=sample_w)
         if dist.is_main:
@@ -368,7 +366,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     "wall_time_s": round(time.time() - t_start, 1),
                     "class_weights": args.class_weights,
                     "balanced_sampling": bool(args.balanced_sampling),
-                    "scene_oversample": dict(args.scene_oversample or ()),
+                    "scene_oversample": scene_oversample,
                     "seed": args.seed,
                     "skipped_train_files": skip_stats(train_set),
                     "val_metrics": {k: v for k, v in final.items() if k.startswith(("val_", "mixed_"))},
