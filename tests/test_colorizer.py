@@ -246,7 +246,9 @@ def test_corrupted_model_dir_is_detected(tmp_path, tiny_model_dir):
     shutil.copytree(tiny_model_dir, d)
     with open(d / "experts" / "faces" / "model.safetensors", "r+b") as f:
         f.seek(-8, 2)
-        f.write(b"\x00" * 8)
+        tail = f.read(8)
+        f.seek(-8, 2)
+        f.write(bytes(b ^ 0xFF for b in tail))  # flip the bits: corrupt whatever the last tensor holds
     with pytest.raises(ValueError, match="does not match manifest"):
         ExpertColorizer.from_pretrained(d)
     with pytest.raises(FileNotFoundError, match="not found"):
@@ -301,3 +303,20 @@ def test_default_routing_uses_the_experts_at_hand(tiny_colorizer):
     assert c.routing.expert_for("person") == "faces" and c.routing.expert_for("dog") == "places"
     with pytest.raises(ValueError, match="no 'places' expert"):
         ExpertColorizer({"faces": experts["faces"]}, tiny_colorizer.segmenter)
+
+
+def test_prior_correction_override(tmp_path, tiny_model_dir, rgb_image):
+    c = make_colorizer()
+    for e in c.experts.values():
+        e.set_rebalance_weights(torch.linspace(0.1, 8.0, e.num_outputs))  # as a trained expert stores them
+    c.save_pretrained(tmp_path / "m")
+    as_trained = ExpertColorizer.from_pretrained(tmp_path / "m")
+    calibrated = ExpertColorizer.from_pretrained(tmp_path / "m", prior_correction=1.0)
+    assert {e.config.prior_correction for e in as_trained.experts.values()} == {0.0}
+    assert {e.config.prior_correction for e in calibrated.experts.values()} == {1.0}
+    assert not np.array_equal(as_trained.colorize(rgb_image), calibrated.colorize(rgb_image))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ExpertColorizer.from_pretrained(tmp_path / "m", prior_correction=-0.1)
+    # experts saved without their training's rebalancing weights cannot undo them
+    with pytest.raises(ValueError, match="no stored rebalancing weights"):
+        ExpertColorizer.from_pretrained(tiny_model_dir, prior_correction=0.5)

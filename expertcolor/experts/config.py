@@ -20,6 +20,11 @@ class ExpertConfig:
             mean; resists the grey/brown averaging of regression) or ``"regression"`` (ab directly).
         temperature: annealed-mean temperature for the classification head (1 = mean,
             towards 0 = mode: more colourful, less safe).
+        prior_correction: how much of the training's class rebalancing the classification head
+            undoes when decoding, ``alpha`` in ``[0, 1]``: the logits become ``logits - alpha *
+            log w`` with ``w`` the per-bin rebalancing weights used in training (stored with the
+            weights). 0 decodes as trained (rare saturated colours boosted), 1 gives the
+            calibrated posterior (neutral where the colour is uncertain).
         bin_grid: ab bin size for the classification head.
         model_kwargs: extra keyword arguments for the smp architecture (decoder widths...).
         provenance: free-form training record (dataset, command, date, metrics).
@@ -32,6 +37,7 @@ class ExpertConfig:
     classes: tuple[str, ...] = ()
     head: str = "classification"
     temperature: float = 0.38
+    prior_correction: float = 0.0
     bin_grid: float = 10.0
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -48,3 +54,7 @@ class ExpertConfig:
             raise ValueError(f"ExpertConfig.head must be 'classification' or 'regression', got {self.head!r}")
         if not 0 < float(self.temperature) <= 1:
             raise ValueError(f"ExpertConfig.temperature must be in (0, 1], got {self.temperature}")
+        if not 0 <= float(self.prior_correction) <= 1:
+            raise ValueError(f"ExpertConfig.prior_correction must be in [0, 1], got {self.prior_correction}")
+        if self.head == "regression" and float(self.prior_correction) != 0:
+            raise ValueError("ExpertConfig.prior_correction applies to the classification head only")

@@ -22,7 +22,8 @@ class Expert(PretrainedModel):
 
     The layers are an smp ``encoder -> decoder -> head`` with one input channel (L scaled to
     ``[-1, 1]``). The head either regresses ab/110 (2 channels) or scores ``Q`` quantised ab bins
-    (classification, decoded by annealed mean at ``config.temperature``). Decoders may predict at
+    (classification, decoded by annealed mean at ``config.temperature``, after undoing
+    ``config.prior_correction`` of the training's class rebalancing). Decoders may predict at
     reduced resolution (FPN: 1/4); chroma is upsampled to the input size. Any input size works:
     the input is padded to a multiple of 32 and the output cropped back.
 
@@ -41,6 +42,10 @@ class Expert(PretrainedModel):
         centers = normalize_ab(ab_bin_centers(config.bin_grid))
         self.register_buffer("bin_centers", centers, persistent=False)  # (Q, 2), network scale
         out_channels = centers.shape[0] if config.head == "classification" else 2
+        if config.head == "classification":
+            # log of the per-bin rebalancing weights the loss used in training (saved with the
+            # weights; zeros = unknown or none), so decoding can undo the boost of rare colours.
+            self.register_buffer("rebalance_log_weights", torch.zeros(out_channels))
         try:
             self.net = smp.create_model(
                 config.arch,
@@ -89,13 +94,86 @@ class Expert(PretrainedModel):
     def decode(self, raw: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Normalised ab ``(B, 2, h, w)`` from :meth:`raw` output.
 
-        Classification uses the annealed mean: ``softmax(logits / T)`` weighted bin centres.
+        Classification uses the annealed mean: ``softmax((logits - alpha * log w) / T)`` weighted
+        bin centres, with ``alpha = config.prior_correction`` and ``w`` the training's per-bin
+        rebalancing weights (Zhang et al. 2016). A loss weighted by ``w`` at each pixel's true bin
+        learns probabilities proportional to ``w * p``; dividing ``w`` back out (``alpha = 1``)
+        recovers the calibrated ``p``.
         """
         if self.config.head == "regression":
             return raw
         t = self.config.temperature if temperature is None else temperature
-        p = torch.softmax(raw.float() / t, dim=1)
+        logits = raw.float()
+        alpha = float(self.config.prior_correction)
+        if alpha:
+            logits = logits - alpha * self.rebalance_log_weights.float().view(1, -1, 1, 1)
+        p = torch.softmax(logits / t, dim=1)
         return torch.einsum("bqhw,qc->bchw", p, self.bin_centers.to(p.dtype))
+
+    @property
+    def has_rebalance_weights(self) -> bool:
+        """Whether the training's rebalancing weights are known: set in training and saved with the
+        weights (all zeros: unknown, or a loss without rebalancing, so there is nothing to undo)."""
+        return self.config.head == "classification" and bool(self.rebalance_log_weights.abs().max() > 0)
+
+    def set_rebalance_weights(self, weights: torch.Tensor) -> None:
+        """Store the per-bin class-rebalancing weights ``(Q,)`` the training loss used.
+
+        Raises:
+            ValueError: for a regression expert, or weights of the wrong shape or not positive.
+        """
+        if self.config.head != "classification":
+            raise ValueError(f"expert {self.name!r} regresses ab; rebalancing weights apply to classification only")
+        w = torch.as_tensor(weights, dtype=torch.float32).detach().cpu()
+        if w.shape != self.rebalance_log_weights.shape:
+            raise ValueError(f"rebalancing weights must have shape {tuple(self.rebalance_log_weights.shape)}, "
+                             f"got {tuple(w.shape)}")
+        if not bool(torch.isfinite(w).all() and (w > 0).all()):
+            raise ValueError("rebalancing weights must be finite and positive")
+        self.rebalance_log_weights.copy_(w.log())
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
+        # Weights saved before the rebalancing weights were stored load with them unknown (zeros);
+        # a hook here (not in load_state_dict) also covers wrappers such as the training's RawExpert.
+        key = prefix + "rebalance_log_weights"
+        if self.config.head == "classification" and key not in state_dict:
+            state_dict[key] = torch.zeros_like(self.rebalance_log_weights)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Expert:
+        """Load an expert directory (see :meth:`PretrainedModel.from_pretrained`).
+
+        Raises:
+            FileNotFoundError: if the directory or one of its files is missing.
+            ValueError: if the config or weights do not fit, or the config asks for a
+                ``prior_correction`` the weights cannot give (no stored rebalancing weights).
+        """
+        expert = super().from_pretrained(directory, map_location)
+        if expert.config.prior_correction and not expert.has_rebalance_weights:
+            raise ValueError(
+                f"{directory}: config.json sets prior_correction={expert.config.prior_correction} but the weights "
+                "hold no rebalancing weights (saved by an older version); set it to 0"
+            )
+        return expert
+
+    def with_prior_correction(self, alpha: float) -> Expert:
+        """Return self decoding with ``config.prior_correction = alpha`` (see :meth:`decode`).
+
+        Raises:
+            ValueError: if ``alpha`` is outside ``[0, 1]``, or non-zero for a regression expert or
+                one whose rebalancing weights are unknown.
+        """
+        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
+            raise TypeError(f"prior_correction must be a number, got {type(alpha).__name__}")
+        config = dataclasses.replace(self.config, prior_correction=float(alpha))  # range checks
+        if alpha and not self.has_rebalance_weights:
+            raise ValueError(
+                f"expert {self.name!r} has no stored rebalancing weights (saved by an older version or "
+                "trained without rebalancing), so prior_correction must be 0"
+            )
+        self.config = config
+        return self
 
     def load_encoder(self, path: str | os.PathLike) -> None:
         """Initialise the encoder from a local pretrained checkpoint (e.g. ImageNet MobileNetV2)."""

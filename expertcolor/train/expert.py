@@ -284,6 +284,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             return result
         if dist.is_main:
             final = result["history"][-1] if result["history"] else {}
+            if isinstance(criterion, SoftEncodedCELoss):  # lets decoding undo the rebalancing
+                expert.set_rebalance_weights(criterion.weights)
             expert.with_provenance(
                 dataset=list(args.dataset),
                 root=[str(r) for r in args.root],

@@ -84,3 +84,82 @@ def test_init_encoder_rejects_wrong_file(tmp_path):
     torch.save({"foo": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="does not fit"):
         create_expert(init_encoder=tmp_path / "bad.pth")
+
+
+# -- prior correction: undoing the training's class rebalancing when decoding ------------------------
+def _expert_with_weights(alpha: float = 0.0) -> tuple[Expert, torch.Tensor]:
+    e = create_expert()
+    w = torch.linspace(0.2, 5.0, e.num_outputs)  # rare bins weigh more, as in training
+    e.set_rebalance_weights(w)
+    return e.with_prior_correction(alpha), w
+
+
+def test_prior_correction_recovers_the_calibrated_mean():
+    # A loss weighted by w at the true bin learns q ∝ w * p; alpha = 1 divides w back out, so the
+    # T = 1 decode is the plain mean of p. Reference values computed by hand from p.
+    e, w = _expert_with_weights(1.0)
+    q = e.num_outputs
+    p = torch.zeros(q)
+    p[[3, 50, 112]] = torch.tensor([0.2, 0.3, 0.5])
+    p = p + 1e-12
+    logits = torch.log(w * p).view(1, q, 1, 1)
+    expected = (p[:, None] * e.bin_centers).sum(0) / p.sum()
+    assert torch.allclose(e.decode(logits, temperature=1.0)[0, :, 0, 0], expected, atol=1e-5)
+    # alpha = 0 decodes as trained: the rebalanced distribution, pulled towards the rare bins
+    e.with_prior_correction(0.0)
+    biased = ((w * p / (w * p).sum())[:, None] * e.bin_centers).sum(0)
+    assert torch.allclose(e.decode(logits, temperature=1.0)[0, :, 0, 0], biased, atol=1e-5)
+    assert not torch.allclose(biased, expected, atol=1e-3)
+    # alpha in between interpolates in log space: logits - alpha * log w
+    e.with_prior_correction(0.5)
+    half = torch.softmax(logits.view(-1) - 0.5 * w.log(), 0)
+    assert torch.allclose(e.decode(logits, temperature=1.0)[0, :, 0, 0], (half[:, None] * e.bin_centers).sum(0),
+                          atol=1e-5)
+
+
+def test_prior_correction_is_saved_and_checked(tmp_path):
+    e, w = _expert_with_weights(0.25)
+    e.eval().save_pretrained(tmp_path / "e")
+    loaded = Expert.from_pretrained(tmp_path / "e")
+    assert loaded.config.prior_correction == 0.25 and loaded.has_rebalance_weights
+    assert torch.allclose(loaded.rebalance_log_weights.exp(), w, rtol=1e-5)
+    x = torch.rand(1, 1, 32, 40) * 100
+    with torch.no_grad():
+        assert torch.equal(e(x), loaded(x))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        loaded.with_prior_correction(1.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        loaded.with_prior_correction(float("nan"))
+    with pytest.raises(TypeError, match="number"):
+        loaded.with_prior_correction("0.5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="classification"):
+        ExpertConfig(name="x", head="regression", prior_correction=0.5)
+    with pytest.raises(ValueError, match="shape"):
+        create_expert().set_rebalance_weights(torch.ones(3))
+    with pytest.raises(ValueError, match="positive"):
+        create_expert().set_rebalance_weights(torch.zeros(e.num_outputs))
+    with pytest.raises(ValueError, match="classification only"):
+        create_expert(head="regression").set_rebalance_weights(torch.ones(2))
+
+
+def test_weights_saved_without_rebalancing_weights_still_load(tmp_path):
+    # Older expert directories have no rebalance_log_weights: they load, and decode as trained.
+    from safetensors.torch import load_file, save_file
+
+    e = create_expert().eval()
+    e.save_pretrained(tmp_path)
+    sd = load_file(str(tmp_path / "model.safetensors"))
+    del sd["rebalance_log_weights"]
+    save_file(sd, str(tmp_path / "model.safetensors"))
+    loaded = Expert.from_pretrained(tmp_path)
+    assert not loaded.has_rebalance_weights
+    x = torch.rand(1, 1, 32, 32) * 100
+    with torch.no_grad():
+        assert torch.equal(e(x), loaded(x))
+    with pytest.raises(ValueError, match="no stored rebalancing weights"):
+        loaded.with_prior_correction(0.5)
+    assert loaded.with_prior_correction(0.0).config.prior_correction == 0.0
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "prior_correction": 0.5}))
+    with pytest.raises(ValueError, match="prior_correction=0.5 but the weights hold no rebalancing weights"):
+        Expert.from_pretrained(tmp_path)

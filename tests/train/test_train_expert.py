@@ -40,6 +40,9 @@ def test_train_expert_writes_a_loadable_expert(tiny_folder: Path, tmp_path: Path
     assert [r["epoch"] for r in lines] == [1, 2] and lines[-1]["val_images"] == 4
     ck = load_checkpoint(out / "checkpoint.pt")  # weights_only=True
     assert ck["state"]["epoch"] == 2
+    # the loss's per-bin rebalancing weights travel with the expert, so decoding can undo them
+    assert expert.has_rebalance_weights and expert.config.prior_correction == 0.0
+    assert torch.allclose(expert.rebalance_log_weights.exp(), ck["criterion"]["weights"], rtol=1e-5)
     with torch.no_grad():
         ab = expert(torch.full((1, 1, 32, 32), 50.0))
     assert ab.shape == (1, 2, 32, 32) and torch.isfinite(ab).all()
