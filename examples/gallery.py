@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -251,13 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--working-size", type=int, help="long side at which the networks run")
     p.add_argument("--display-size", type=int, default=512, help="long side of the gallery images (default 512)")
     p.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
+    p.add_argument("--prior-correction", type=float, metavar="A",
+                   help="0 vivid as trained ... 1 calibrated, more neutral colours (default: as saved)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the gallery; returns the exit status (2 for a missing model or folder)."""
     args = build_parser().parse_args(argv)
-    overrides = {"working_size": args.working_size} if args.working_size else {}
+    overrides: dict[str, Any] = {"working_size": args.working_size} if args.working_size else {}
+    if args.prior_correction is not None:
+        overrides["prior_correction"] = args.prior_correction
     try:
         colorizer = ExpertColorizer.from_pretrained(args.model, device=args.device, **overrides)
         photos: list[tuple[str, np.ndarray | Path]] = (

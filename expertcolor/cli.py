@@ -239,6 +239,8 @@ def _load_colorizer(args: argparse.Namespace) -> Any:
         overrides["batch_size"] = args.batch_size
     if getattr(args, "flip_segmentation", None) is not None:
         overrides["flip_segmentation"] = args.flip_segmentation == "on"
+    if getattr(args, "prior_correction", None) is not None:
+        overrides["prior_correction"] = args.prior_correction
     return ExpertColorizer.from_pretrained(args.model, device=_device(getattr(args, "device", None)), **overrides)
 
 
@@ -379,6 +381,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         band_width=args.band_width,
         max_images=args.max_images,
         saturation=args.saturation,
+        prior_correction=args.prior_correction,
     )
     if args.groups:
         report["routing"] = evaluate_routing(
@@ -426,6 +429,10 @@ def _cmd_assemble(args: argparse.Namespace) -> int:
         for e in experts:
             if e.config.head == "classification":
                 e.config = dataclasses.replace(e.config, temperature=args.temperature)
+    if args.prior_correction is not None:
+        for e in experts:
+            if e.config.head == "classification":
+                e.with_prior_correction(args.prior_correction)
     names = [e.name for e in experts]
     if len(set(names)) != len(names):
         raise UserError(f"expert names must be distinct, got {names}")
@@ -469,6 +476,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+PRIOR_CORRECTION_HELP = ("how much of the training's boost of rare colours the experts undo: "
+                         "0 vivid as trained ... 1 calibrated, more neutral (default: as saved)")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="model directory (default: the embedded default weights)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
@@ -477,6 +498,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per forward pass")
     p.add_argument("--flip-segmentation", choices=("on", "off"),
                    help="average segmentation over the photo and its mirror image (default: as saved)")
+    p.add_argument("--prior-correction", type=_unit_float, metavar="A", help=PRIOR_CORRECTION_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -536,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--flip-segmentation", action="store_true",
                    help="store test-time flip averaging of segmentation (one more segmenter pass)")
     m.add_argument("--temperature", type=float, help="annealed-mean temperature for every classification expert")
+    m.add_argument("--prior-correction", type=_unit_float, metavar="A",
+                   help="stored for every classification expert: "
+                   + PRIOR_CORRECTION_HELP.replace("as saved", "each one's own"))
     m.set_defaults(func=_cmd_assemble)
     return parser
 

@@ -133,7 +133,10 @@ class ExpertColorizer:
             path: the directory; ``None`` loads the default weights embedded in the package.
             device: where to run.
             **overrides: constructor arguments that replace the saved ones (``merge``,
-                ``working_size``, ``upsample``, ``batch_size``, ``flip_segmentation``).
+                ``working_size``, ``upsample``, ``batch_size``, ``flip_segmentation``), and
+                ``prior_correction`` (``[0, 1]``) for every classification expert: how much of
+                the training's boost of rare colours to undo (0 vivid as trained, 1 calibrated and
+                more neutral; see :meth:`Expert.decode`).
 
         Raises:
             FileNotFoundError: if the directory (or the embedded default) does not exist.
@@ -149,6 +152,11 @@ class ExpertColorizer:
         segmenter = load_segmenter(directory / "segmenter")
         names = cfg.get("experts") or sorted(p.name for p in (directory / "experts").iterdir() if p.is_dir())
         experts = {n: Expert.from_pretrained(directory / "experts" / n) for n in names}
+        alpha = overrides.pop("prior_correction", None)
+        if alpha is not None:
+            for e in experts.values():
+                if e.config.head == "classification":
+                    e.with_prior_correction(alpha)
         routing = RoutingTable.from_dict(cfg["routing"], segmenter.categories)
         merge_cfg = dict(cfg.get("merge", {"name": "soft"}))
         kwargs: dict[str, Any] = {

@@ -182,8 +182,12 @@ def build_variants(
     variants: Sequence[str],
     generalist: str | os.PathLike | Expert | None = None,
     saturation: float = 1.0,
+    prior_correction: float | None = None,
 ) -> dict[str, Variant]:
     """Functions ``rgb (H, W, 3) uint8 -> colorized rgb (H, W, 3) uint8`` for each variant name.
+
+    ``prior_correction`` (when not ``None``) is set on the generalist; the experts keep the
+    colorizer's own setting.
 
     Raises:
         ValueError: for an unknown variant, or ``generalist`` without a generalist.
@@ -207,6 +211,8 @@ def build_variants(
             if generalist is None:
                 raise ValueError("variant 'generalist' needs a generalist expert (directory)")
             expert = generalist if isinstance(generalist, Expert) else Expert.from_pretrained(generalist)
+            if prior_correction is not None and expert.config.head == "classification":
+                expert.with_prior_correction(prior_correction)
             out[v] = run_with(single_expert_colorizer(expert, colorizer))
         else:
             raise ValueError(f"unknown variant {v!r}")
@@ -394,6 +400,7 @@ def evaluate(
     max_images: int | None = None,
     saturation: float = 1.0,
     progress: bool | None = None,
+    prior_correction: float | None = None,
 ) -> dict[str, Any]:
     """Colorize the L of every colour photo in ``images_dir`` and compare with the true colours.
 
@@ -411,6 +418,8 @@ def evaluate(
         max_images: evaluate only the first N photos (sorted by path).
         saturation: chroma multiplier for the model variants.
         progress: show a progress bar (``None``: only on a terminal).
+        prior_correction: decode the generalist with this ``prior_correction`` (pass the value
+            the routed model's experts use, so both decode alike); ``None``: its own.
 
     Returns:
         ``{"images_dir", "groups_dir", "variants": [...], "aggregation": {...},
@@ -430,7 +439,7 @@ def evaluate(
     if generalist is None:
         generalist = default_generalist_dir()
     names = resolve_variants(variants, colorizer.experts, generalist is not None)
-    runners = build_variants(colorizer, names, generalist, saturation)
+    runners = build_variants(colorizer, names, generalist, saturation, prior_correction)
     per_image: dict[str, dict[str, Any]] = {v: {} for v in names}
     for path in tqdm(paths, desc="evaluate", unit="img", disable=None if progress is None else not progress):
         s = _load_sample(path, images_dir, groups_path, band_width)

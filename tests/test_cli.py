@@ -168,6 +168,10 @@ def test_evaluate_command(tmp_path, tiny_model_dir, capsys) -> None:
     base = ["evaluate", "--images", str(images), "--model", str(tiny_model_dir)]
     rc, _, err = _run([*base, "--compare", "nope"], capsys)
     assert rc == 2 and "unknown variant" in err
+    rc, _, err = _run([*base, "--prior-correction", "2"], capsys)
+    assert rc == 2 and "expected a number in [0, 1]" in err
+    rc, _, err = _run([*base, "--prior-correction", "0.5"], capsys)  # random experts hold no rebalancing weights
+    assert rc == 2 and "no stored rebalancing weights" in err and "Traceback" not in err
 
 
 def test_add_expert(tmp_path, tiny_model_dir, capsys) -> None:
@@ -228,3 +232,10 @@ def test_assemble_builds_a_loadable_model_dir(tmp_path, capsys):
     assert c.routing.expert_for("dog") == "places"  # no animals expert: the default takes it
     assert "wrote" in capsys.readouterr().out
     assert main(["assemble", "--segmenter", str(tmp_path / "nope"), "--expert", *dirs, "--out", str(out)]) == 2
+    for d in dirs:  # experts from train-expert carry their loss's rebalancing weights
+        e = Expert.from_pretrained(d)
+        e.set_rebalance_weights(np.linspace(0.1, 8.0, e.num_outputs))
+        e.save_pretrained(d)
+    assert main([*args, "--prior-correction", "0.3"]) == 0
+    c = ExpertColorizer.from_pretrained(out)
+    assert {e.config.prior_correction for e in c.experts.values()} == {0.3}
