@@ -171,3 +171,29 @@ def test_parser_has_the_documented_options() -> None:
               "--batch-size", "--lr", "--workers", "--seed", "--init-encoder", "--max-images", "--out", "--resume",
               "--device"):
         assert o in opts, o
+
+
+def test_backfill_tool_restores_rebalancing_weights(tiny_folder: Path, tmp_path: Path) -> None:
+    # Experts trained before the weights were stored: the tool copies them from checkpoint.pt.
+    import importlib.util
+
+    from safetensors.torch import save_file
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "backfill_rebalance_weights.py"
+    spec = importlib.util.spec_from_file_location("backfill_rebalance_weights", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "run"
+    _run(_args(tiny_folder, out, "--epochs", "1", "--max-images", "8"))
+    weights_file = out / "expert" / "model.safetensors"
+    sd = load_file(str(weights_file))
+    del sd["rebalance_log_weights"]  # as written by older versions
+    save_file(sd, str(weights_file))
+    assert not Expert.from_pretrained(out / "expert").has_rebalance_weights
+    assert tool.main([str(out)]) == 0
+    expert = Expert.from_pretrained(out / "expert")
+    ck = load_checkpoint(out / "checkpoint.pt")
+    assert torch.allclose(expert.rebalance_log_weights.exp(), ck["criterion"]["weights"], rtol=1e-5)
+    restored = load_file(str(weights_file))
+    assert all(torch.equal(restored[k], v) for k, v in sd.items())  # the network itself is untouched
+    assert tool.main([str(tmp_path / "nope")]) == 2
