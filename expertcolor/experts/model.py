@@ -161,6 +161,7 @@ class Expert(PretrainedModel):
         """Return self decoding with ``config.prior_correction = alpha`` (see :meth:`decode`).
 
         Raises:
+            TypeError: if ``alpha`` is not a number.
             ValueError: if ``alpha`` is outside ``[0, 1]``, or non-zero for a regression expert or
                 one whose rebalancing weights are unknown.
         """

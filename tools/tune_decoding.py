@@ -1,0 +1,88 @@
+"""Pick the experts' decoding (temperature, prior correction) on their own validation photos, not on mixed/.
+
+For each (temperature, prior correction) pair, each expert colours N validation photos of its own
+domain, spread evenly over the sorted folder (so every class is in), and the script prints mean
+CIEDE2000, PSNR and the colourfulness ratio to the ground truth, per expert and averaged (and
+no colour's PSNR and CIEDE2000 on the same photos).
+
+The shipped prior correction is the largest on the grid at which every expert keeps at least half
+of the ground truth's colourfulness (CF ratio >= 0.5) at the shipped temperature: past that,
+CIEDE2000 falls further but the photos turn grey.
+
+    python tools/tune_decoding.py --model MODEL_DIR --data ../shared/data [--n 100] \
+        [--temperatures 0.5] [--prior-corrections 0 0.25 0.5 0.75 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from expertcolor import ExpertColorizer
+from expertcolor.datasets import CUB200
+from expertcolor.evaluate import evaluate, list_images
+
+# Birds have no val folder: their official test split is used.
+VAL_DIRS = {"faces": "faces/val", "animals": "animals/val", "places": "places/val"}
+
+
+def validation_photos(data: Path, expert: str, n: int) -> list[Path]:
+    """``n`` photos spread evenly over the expert's validation (birds: test) split."""
+    if expert == "birds":
+        files = sorted(Path(s.path) for s in CUB200(data / "birds", split="test").samples)
+    else:
+        files = list_images(data / VAL_DIRS[expert])
+    idx = np.unique(np.linspace(0, len(files) - 1, min(n, len(files))).round().astype(int))
+    return [files[i] for i in idx]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--temperatures", type=float, nargs="+", default=[0.5])
+    p.add_argument("--prior-corrections", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    args = p.parse_args()
+    colorizer = ExpertColorizer.from_pretrained(args.model, device="cpu")
+    data = Path(args.data)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {}
+        for name in colorizer.experts:
+            folders[name] = Path(tmp) / name
+            folders[name].mkdir()
+            for i, f in enumerate(validation_photos(data, name, args.n)):  # numbered links keep the order
+                (folders[name] / f"{i:04d}{f.suffix.lower()}").symlink_to(f.resolve())
+        for name in colorizer.experts:  # the no-colour floor on the same photos
+            o = evaluate(colorizer, folders[name], variants=["gray"], progress=False)["results"]["gray"]["overall"]
+            print(json.dumps({"expert": name, "gray_psnr": o["psnr"], "gray_ciede2000": o["ciede2000"]}), flush=True)
+        for t in args.temperatures:
+            for a in args.prior_corrections:
+                for name, expert in colorizer.experts.items():
+                    expert.config = dataclasses.replace(expert.config, temperature=t)
+                    expert.with_prior_correction(a)
+                    r = evaluate(colorizer, folders[name], variants=[f"expert:{name}"], progress=False)
+                    o = r["results"][f"expert:{name}"]["overall"]
+                    rows.append({"T": t, "prior_correction": a, "expert": name, "images": o["images"],
+                                 "psnr": o["psnr"], "ciede2000": o["ciede2000"], "cf_ratio": o["cf_ratio"]})
+                    print(json.dumps(rows[-1]), flush=True)
+    print("| T | prior correction | expert | images | PSNR | ΔE00 | CF ratio |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['T']} | {r['prior_correction']} | {r['expert']} | {r['images']} | {r['psnr']:.2f} | "
+              f"{r['ciede2000']:.2f} | {r['cf_ratio']:.2f} |")
+    print("\nMean over experts:\n| T | prior correction | PSNR | ΔE00 | CF ratio |\n|---|---|---|---|---|")
+    for t in args.temperatures:
+        for a in args.prior_corrections:
+            sel = [r for r in rows if r["T"] == t and r["prior_correction"] == a]
+            mean = {k: float(np.mean([r[k] for r in sel])) for k in ("psnr", "ciede2000", "cf_ratio")}
+            print(f"| {t} | {a} | {mean['psnr']:.2f} | {mean['ciede2000']:.2f} | {mean['cf_ratio']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
