@@ -7,7 +7,7 @@ no colour's PSNR and CIEDE2000 on the same photos).
 
 The shipped prior correction is the largest on the grid at which every expert keeps at least half
 of the ground truth's colourfulness (CF ratio >= 0.5) at the shipped temperature: past that,
-CIEDE2000 falls further but the photos turn grey.
+CIEDE2000 falls further but the photos turn grey. The script prints that pick for each temperature.
 
     python tools/tune_decoding.py --model MODEL_DIR --data ../shared/data [--n 100] \
         [--temperatures 0.5] [--prior-corrections 0 0.25 0.5 0.75 1]
@@ -41,14 +41,36 @@ def validation_photos(data: Path, expert: str, n: int) -> list[Path]:
     return [files[i] for i in idx]
 
 
-def main() -> None:
+def pick_prior_correction(rows: list[dict], temperature: float, min_cf_ratio: float = 0.5) -> float | None:
+    """The largest prior correction at which every expert keeps ``min_cf_ratio`` of the true colourfulness.
+
+    Args:
+        rows: one dict per (temperature, prior correction, expert) with keys ``T``,
+            ``prior_correction``, ``expert`` and ``cf_ratio``.
+        temperature: the temperature the experts ship with.
+        min_cf_ratio: colourfulness floor, as a fraction of the ground truth's.
+
+    Returns:
+        The chosen prior correction, or None when no value on the grid keeps every expert above the floor.
+    """
+    ok = {}
+    for r in rows:
+        if r["T"] == temperature:
+            a = r["prior_correction"]
+            ok[a] = ok.get(a, True) and r["cf_ratio"] >= min_cf_ratio
+    passing = [a for a, good in ok.items() if good]
+    return max(passing) if passing else None
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--temperatures", type=float, nargs="+", default=[0.5])
     p.add_argument("--prior-corrections", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
-    args = p.parse_args()
+    p.add_argument("--min-cf-ratio", type=float, default=0.5, help="colourfulness floor of the selection rule")
+    args = p.parse_args(argv)
     colorizer = ExpertColorizer.from_pretrained(args.model, device="cpu")
     data = Path(args.data)
     rows = []
@@ -82,6 +104,11 @@ def main() -> None:
             sel = [r for r in rows if r["T"] == t and r["prior_correction"] == a]
             mean = {k: float(np.mean([r[k] for r in sel])) for k in ("psnr", "ciede2000", "cf_ratio")}
             print(f"| {t} | {a} | {mean['psnr']:.2f} | {mean['ciede2000']:.2f} | {mean['cf_ratio']:.2f} |")
+    for t in args.temperatures:
+        pick = pick_prior_correction(rows, t, args.min_cf_ratio)
+        print(f"\nT {t}: largest prior correction keeping every expert at CF ratio >= {args.min_cf_ratio}: "
+              + ("none on the grid" if pick is None else str(pick)))
+    return rows
 
 
 if __name__ == "__main__":

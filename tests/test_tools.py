@@ -1,0 +1,46 @@
+"""The developer tools under tools/ that are not covered with the training scripts."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(t: float, a: float, expert: str, cf: float) -> dict:
+    return {"T": t, "prior_correction": a, "expert": expert, "cf_ratio": cf}
+
+
+def test_pick_prior_correction_takes_the_largest_that_keeps_every_expert_colourful() -> None:
+    tool = _load("tune_decoding")
+    rows = [_row(0.5, 0.0, "faces", 1.0), _row(0.5, 0.0, "birds", 0.9),
+            _row(0.5, 0.5, "faces", 0.8), _row(0.5, 0.5, "birds", 0.51),
+            _row(0.5, 1.0, "faces", 0.7), _row(0.5, 1.0, "birds", 0.3),  # birds turn grey: not this one
+            _row(0.38, 1.0, "faces", 0.9), _row(0.38, 1.0, "birds", 0.9)]  # another temperature: ignored
+    assert tool.pick_prior_correction(rows, 0.5) == 0.5
+    assert tool.pick_prior_correction(rows, 0.5, min_cf_ratio=0.2) == 1.0
+    assert tool.pick_prior_correction(rows, 0.5, min_cf_ratio=0.95) is None
+    assert tool.pick_prior_correction(rows, 0.38) == 1.0
+
+
+def test_tune_decoding_runs_on_the_shared_validation_photos(shared_data: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    # The embedded default model: its experts carry the rebalancing weights that prior correction needs.
+    tool = _load("tune_decoding")
+    model = TOOLS.parent / "expertcolor" / "pretrained" / "default"
+    rows = tool.main(["--model", str(model), "--data", str(shared_data), "--n", "2",
+                      "--prior-corrections", "0", "1"])
+    out = capsys.readouterr().out
+    assert "largest prior correction" in out and "Mean over experts" in out
+    assert {r["prior_correction"] for r in rows} == {0.0, 1.0}
+    assert all(r["images"] == 2 and r["psnr"] > 0 for r in rows)
