@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -12,6 +14,15 @@ from expertcolor import ExpertColorizer, GraySegmenter, create_expert
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EXPERT_NAMES = ("animals", "birds", "faces", "places")
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import ``tools/<name>.py`` (developer scripts, not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

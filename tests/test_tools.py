@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import TOOLS, load_tool
 
 
 def _row(t: float, a: float, expert: str, cf: float) -> dict:
@@ -22,7 +14,7 @@ def _row(t: float, a: float, expert: str, cf: float) -> dict:
 
 
 def test_pick_prior_correction_takes_the_largest_that_keeps_every_expert_colourful() -> None:
-    tool = _load("tune_decoding")
+    tool = load_tool("tune_decoding")
     rows = [_row(0.5, 0.0, "faces", 1.0), _row(0.5, 0.0, "birds", 0.9),
             _row(0.5, 0.5, "faces", 0.8), _row(0.5, 0.5, "birds", 0.51),
             _row(0.5, 1.0, "faces", 0.7), _row(0.5, 1.0, "birds", 0.3),  # birds turn grey: not this one
@@ -36,7 +28,7 @@ def test_pick_prior_correction_takes_the_largest_that_keeps_every_expert_colourf
 def test_tune_decoding_runs_on_the_shared_validation_photos(shared_data: Path,
                                                             capsys: pytest.CaptureFixture) -> None:
     # The embedded default model: its experts carry the rebalancing weights that prior correction needs.
-    tool = _load("tune_decoding")
+    tool = load_tool("tune_decoding")
     model = TOOLS.parent / "expertcolor" / "pretrained" / "default"
     rows = tool.main(["--model", str(model), "--data", str(shared_data), "--n", "2",
                       "--prior-corrections", "0", "1"])

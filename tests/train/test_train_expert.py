@@ -14,6 +14,8 @@ from expertcolor.train import expert as train_expert
 from expertcolor.train.common import load_checkpoint
 from expertcolor.train.losses import SoftEncodedCELoss
 
+from ..conftest import load_tool
+
 
 def _args(root: Path, out: Path, *extra: str) -> list[str]:
     return ["--root", str(root), "--out", str(out), "--resolution", "32", "--batch-size", "4", "--epochs", "2",
@@ -175,14 +177,9 @@ def test_parser_has_the_documented_options() -> None:
 
 def test_backfill_tool_restores_rebalancing_weights(tiny_folder: Path, tmp_path: Path) -> None:
     # Experts trained before the weights were stored: the tool copies them from checkpoint.pt.
-    import importlib.util
-
     from safetensors.torch import save_file
 
-    path = Path(__file__).resolve().parents[2] / "tools" / "backfill_rebalance_weights.py"
-    spec = importlib.util.spec_from_file_location("backfill_rebalance_weights", path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("backfill_rebalance_weights")
     out = tmp_path / "run"
     _run(_args(tiny_folder, out, "--epochs", "1", "--max-images", "8"))
     weights_file = out / "expert" / "model.safetensors"
