@@ -11,6 +11,10 @@ inherits :class:`LabDataset`, which turns item ``i`` into ``(L, ab)``:
   ``(seed, epoch, index)``: the result does not depend on worker count or order, and a resumed
   run sees the same samples;
 * convert to Lab with :func:`expertcolor.color.rgb_to_lab`.
+
+With :meth:`LabDataset.with_pixel_weights` the item's target carries a third channel: a per-pixel
+loss weight looked up from a label map that mirrors the image (same crop and flip), so an expert
+can learn only from the pixels routing will send it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..color import rgb_to_lab
 
 __all__ = [
     "IMG_EXTENSIONS",
+    "LabelMapError",
     "Sample",
     "Augment",
     "LabDataset",
@@ -245,6 +250,8 @@ class ImageDataset(Dataset):
                 return self._load(self.samples[j], j, self._rng(index, attempt))
             except _GrayscaleError:
                 self._status[j] = GRAYSCALE
+            except LabelMapError:
+                raise
             except Exception:  # noqa: BLE001 - any decode error: skip the file, count it
                 self._status[j] = UNREADABLE
         raise RuntimeError(f"{self.name}: none of the {n} images could be used (all unreadable or grayscale)")
@@ -281,12 +288,18 @@ class _GrayscaleError(Exception):
     pass
 
 
+class LabelMapError(ValueError):
+    """A label map that does not fit its image. Raised, never skipped: a silent skip would train on
+    the wrong pixels or quietly drop data."""
+
+
 class LabDataset(ImageDataset):
     """Colour photos as ``(L, ab)`` training pairs.
 
     Items:
         ``L``: ``(1, R, R)`` float32 in ``[0, 100]``; ``ab``: ``(2, R, R)`` float32 in Lab units
-        (roughly ``[-110, 110]``), ``R = resolution``.
+        (roughly ``[-110, 110]``), ``R = resolution``. After :meth:`with_pixel_weights` the target
+        is ``(3, R, R)``: ab, then a per-pixel loss weight in ``[0, 1]``.
 
     Args:
         samples: image files (:class:`Sample` for a crop box).
@@ -308,25 +321,112 @@ class LabDataset(ImageDataset):
     ) -> None:
         super().__init__(samples, resolution, augment, seed, name)
         self.min_chroma = float(min_chroma)
+        self.label_paths: list[str] | None = None
+        self.pixel_weight_table: np.ndarray | None = None
+
+    def with_pixel_weights(
+        self,
+        table: np.ndarray | None = None,
+        images_root: str | os.PathLike | None = None,
+        labels_root: str | os.PathLike | None = None,
+    ) -> LabDataset:
+        """Give every pixel a loss weight: ``table[label]`` from a label map mirroring the image, or
+        1 everywhere without ``labels_root`` (a source whose every pixel counts, trained beside
+        labelled ones: the targets of one batch must have the same channels).
+
+        The label of ``images_root/<rel>/<stem>.<ext>`` is ``labels_root/<rel>/<stem>.png`` (8-bit
+        class ids at the image's size, e.g. a segmentation teacher's output), cropped, resized
+        (nearest) and flipped with the image.
+
+        Args:
+            table: ``(256,)`` weights in ``[0, 1]``, indexed by class id (needed with ``labels_root``).
+            images_root: the folder the samples' paths are relative to (the dataset root).
+            labels_root: the mirrored folder of label maps; ``None`` = weight 1 everywhere.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            FileNotFoundError: if ``labels_root`` or any sample's label map is missing.
+            ValueError: if ``table`` is not 256 weights in ``[0, 1]`` or a sample lies outside
+                ``images_root``.
+        """
+        if labels_root is None:
+            self.label_paths, self.pixel_weight_table = None, np.ones(256, np.float32)
+            return self
+        table = np.asarray(table, dtype=np.float32) if table is not None else np.zeros(0, np.float32)
+        if table.shape != (256,) or not np.all((table >= 0) & (table <= 1)):
+            raise ValueError(f"pixel weight table must be 256 values in [0, 1], got shape {table.shape}")
+        if images_root is None:
+            raise ValueError("images_root is needed to mirror the images into labels_root")
+        images_root, labels_root = Path(images_root).resolve(), Path(labels_root)
+        if not labels_root.is_dir():
+            raise FileNotFoundError(f"label folder not found: {labels_root}")
+        paths, missing = [], []
+        for s in self.samples:
+            try:
+                rel = Path(s.path).resolve().relative_to(images_root)
+            except ValueError:
+                raise ValueError(f"{s.path} is not below {images_root}; cannot mirror it into {labels_root}") from None
+            lbl = labels_root / rel.with_suffix(".png")
+            paths.append(str(lbl))
+            if not lbl.is_file():
+                missing.append(str(lbl))
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} of {len(paths)} images of {self.name} have no label map in {labels_root} "
+                f"(first: {missing[0]})"
+            )
+        self.label_paths, self.pixel_weight_table = paths, table
+        return self
 
     def load_rgb(self, sample: Sample, rng: np.random.Generator) -> torch.Tensor:
         """The augmented RGB crop ``(3, R, R)`` in ``[0, 1]`` (raises on bad / grayscale files)."""
+        return rgb_uint8_to_tensor(self._augmented(sample, rng)[0])
+
+    def _augmented(
+        self, sample: Sample, rng: np.random.Generator, label_path: str | None = None
+    ) -> tuple[Image.Image, Image.Image | None]:
+        """The augmented crop, and the label map under the same crop and flip when ``label_path``."""
         img, orig = decode_rgb(sample.path, self._draft_side())
+        label = None
+        if label_path is not None:
+            with Image.open(label_path) as lb:
+                lb.load()
+                label = lb if lb.mode in ("P", "L") else lb.convert("L")
+            if label.size != orig:
+                raise LabelMapError(f"label map {label_path} is {label.size}, image {sample.path} is {orig}")
         sx, sy = img.size[0] / orig[0], img.size[1] / orig[1]
         if sample.box is not None:
             x0, y0, x1, y1 = sample.box
             img = img.crop((round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)))
+            if label is not None:
+                label = label.crop((round(x0), round(y0), round(x1), round(y1)))
         if self.min_chroma > 0 and mean_chroma(img) < self.min_chroma:
             raise _GrayscaleError(sample.path)
         box = self._crop_box(img.size, rng)
-        out = img.resize((self.resolution, self.resolution), Image.BILINEAR, box=box)
+        size = (self.resolution, self.resolution)
+        out = img.resize(size, Image.BILINEAR, box=box)
+        if label is not None:  # the same box in the label's own pixels (the image may be draft-decoded)
+            fx, fy = label.size[0] / img.size[0], label.size[1] / img.size[1]
+            label = label.resize(size, Image.NEAREST, box=(box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy))
         if self.augment.enabled and self.augment.flip and rng.random() < 0.5:
             out = out.transpose(Image.FLIP_LEFT_RIGHT)
-        return rgb_uint8_to_tensor(out)
+            if label is not None:
+                label = label.transpose(Image.FLIP_LEFT_RIGHT)
+        return out, label
 
     def _load(self, sample: Sample, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        lab = rgb_to_lab(self.load_rgb(sample, rng))
-        return lab[:1].contiguous(), lab[1:].contiguous()
+        label_path = self.label_paths[index] if self.label_paths is not None else None
+        img, label = self._augmented(sample, rng, label_path)
+        lab = rgb_to_lab(rgb_uint8_to_tensor(img))
+        if self.pixel_weight_table is None:
+            return lab[:1].contiguous(), lab[1:].contiguous()
+        if label is None:
+            weight = torch.ones(lab.shape[-2:])
+        else:
+            weight = torch.from_numpy(self.pixel_weight_table[np.asarray(label, dtype=np.uint8)])
+        return lab[:1].contiguous(), torch.cat([lab[1:], weight[None]], 0)
 
 
 # -- helpers that see through Subset / ConcatDataset ---------------------------------------------------

@@ -20,14 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ..color import normalize_l
-from ..datasets import DATASETS, Augment, build_dataset, skip_stats
+from ..datasets import DATASETS, IGNORE_INDEX, Augment, build_dataset, skip_stats
 from ..experts import DEFAULT_EXPERT_ARCH, Expert, create_expert, list_experts
-from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES
+from ..segmentation import DEFAULT_EXPERT, DEFAULT_ROUTES, VOC_CATEGORIES
 from .common import (
     Trainer,
     add_common_args,
@@ -43,7 +44,7 @@ from .common import (
 from .losses import LOSSES, RegressionLoss, SoftEncodedCELoss, estimate_bin_prior, pool_target
 from .metrics import color_metrics
 
-__all__ = ["get_args_parser", "main", "build_datasets", "sample_weights", "RawExpert"]
+__all__ = ["get_args_parser", "main", "build_datasets", "sample_weights", "route_weight_table", "RawExpert"]
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -73,6 +74,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     d.add_argument("--root-weight", nargs="+", type=float, default=None, metavar="W",
                    help="sampling weight of each --root's images (one per root): oversample a small root, e.g. "
                         "'--root faces people --root-weight 1 3'; epochs keep the union's length")
+    d.add_argument("--route-labels", nargs="+", default=None, metavar="DIR",
+                   help="routing-aware training: per --root, a folder of label maps mirroring it (VOC class ids, "
+                        "e.g. a segmentation teacher's: shared/data/segmentation/<domain>), or 'none' for a root "
+                        "whose every pixel is this expert's. The loss then counts only the pixels routing sends to "
+                        "this expert (its --classes; the default expert owns every class no other expert does)")
+    d.add_argument("--off-route-weight", type=float, default=0.0,
+                   help="with --route-labels: loss weight of pixels routed to other experts (0 = none, 1 = all count)")
     d.add_argument("--data-classes", nargs="*", default=None,
                    help="class filter of the data (Animals-10 classes, folder subfolders, Places365 categories)")
     d.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction for seeded splits")
@@ -98,9 +106,53 @@ def build_datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset]:
                       classes=data_classes if kind not in ("celeba", "cub") else None)
         train.append(build_dataset(kind, root, "train", augment=Augment(), **common))
         val.append(build_dataset(kind, root, "val", augment=Augment(enabled=False), **common))
+    if args.route_labels is not None:
+        attach_route_labels(args, train, roots)
     train_set: Dataset = train[0] if len(train) == 1 else ConcatDataset(train)
     val_set: Dataset = val[0] if len(val) == 1 else _interleave(val)
     return cap_dataset(train_set, args.max_images, args.seed), val_set
+
+
+def route_weight_table(name: str, classes: Sequence[str], off_route_weight: float = 0.0) -> np.ndarray:
+    """Per-class-id loss weights ``(256,)`` for routing-aware training of expert ``name``.
+
+    The expert owns ``classes`` (VOC names); with none given, the default expert (places) owns every
+    class that the default routing sends nowhere else. Owned ids weigh 1, the other ids
+    ``off_route_weight``, the ignore id 255 weighs 0.
+
+    Raises:
+        ValueError: if the expert owns no class, or ``off_route_weight`` is outside ``[0, 1]``.
+    """
+    if not 0.0 <= off_route_weight <= 1.0:
+        raise ValueError(f"--off-route-weight must be in [0, 1], got {off_route_weight}")
+    if classes:
+        owned = [VOC_CATEGORIES.index(c) for c in classes]
+    elif name == DEFAULT_EXPERT:
+        owned = [i for i, c in enumerate(VOC_CATEGORIES) if c not in DEFAULT_ROUTES]
+    else:
+        raise ValueError(f"--route-labels: expert {name!r} owns no VOC class; name its classes with --classes")
+    table = np.full(256, off_route_weight, dtype=np.float32)
+    table[owned] = 1.0
+    table[IGNORE_INDEX] = 0.0
+    return table
+
+
+def attach_route_labels(args: argparse.Namespace, train: Sequence[Any], roots: Sequence[str]) -> None:
+    """Give each root's training set the per-pixel loss weights of ``--route-labels``.
+
+    Raises:
+        ValueError: if the count of ``--route-labels`` does not match ``--root``.
+    """
+    labels = list(args.route_labels)
+    if len(labels) != len(roots):
+        raise ValueError(f"--route-labels has {len(labels)} values but --root has {len(roots)}; give one per root "
+                         "('none' for a root whose every pixel counts)")
+    table = route_weight_table(args.name, args.classes, args.off_route_weight)
+    for ds, root, lbl in zip(train, roots, labels):
+        if lbl.lower() == "none":
+            ds.with_pixel_weights()
+        else:
+            ds.with_pixel_weights(table, images_root=root, labels_root=lbl)
 
 
 def sample_weights(args: argparse.Namespace, train_set: Dataset) -> torch.Tensor | None:

@@ -7,6 +7,10 @@
   smoothed empirical bin prior ``p̃``, normalised so ``E_p̃[w] = 1``). Rare saturated colours then
   weigh as much as the common desaturated ones, which counters grey/brown averaging.
 * :class:`RegressionLoss` (regression head): ``mse`` or ``smooth_l1`` on ``ab / 110``.
+
+Both take the target as ``ab (B, 2, H, W)``, or as ``(B, 3, H, W)`` whose third channel is a per-pixel
+weight in ``[0, 1]`` (routing-aware training, ``train-expert --route-labels``): the loss is then the
+weighted mean over pixels, so pixels routed to another expert (weight 0) teach this one nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from torch import nn
 
 from ..color import AB_SCALE
 
-__all__ = ["SoftEncodedCELoss", "RegressionLoss", "pool_target", "estimate_bin_prior", "rebalance_weights", "LOSSES"]
+__all__ = [
+    "SoftEncodedCELoss",
+    "RegressionLoss",
+    "pool_target",
+    "split_pixel_weights",
+    "estimate_bin_prior",
+    "rebalance_weights",
+    "LOSSES",
+]
 
 LOSSES: dict[str, tuple[str, ...]] = {
     "classification": ("soft_ce", "ce"),
@@ -32,6 +44,28 @@ def pool_target(ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(ab.shape[-2:]) == tuple(size):
         return ab
     return F.adaptive_avg_pool2d(ab, size)
+
+
+def split_pixel_weights(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(B, 2, H, W)`` -> ``(ab, None)``; ``(B, 3, H, W)`` -> ``(ab, weight (B, 1, H, W))``.
+
+    Raises:
+        ValueError: for any other channel count.
+    """
+    if target.dim() != 4 or target.shape[1] not in (2, 3):
+        raise ValueError(f"target must be ab (B, 2, H, W) or ab + weight (B, 3, H, W), got {tuple(target.shape)}")
+    if target.shape[1] == 2:
+        return target, None
+    return target[:, :2], target[:, 2:]
+
+
+def _weighted_mean(per_pixel: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``per_pixel (B, h, w)``, weighted by ``weight (B, 1, H, W)`` area-pooled to ``(h, w)``;
+    0 (with a gradient) when no pixel has weight."""
+    if weight is None:
+        return per_pixel.mean()
+    w = pool_target(weight.float(), per_pixel.shape[-2:])[:, 0]
+    return (per_pixel * w).sum() / w.sum().clamp_min(1e-6)
 
 
 def _sq_dist(ab: torch.Tensor, centers_ab: torch.Tensor) -> torch.Tensor:
@@ -85,7 +119,8 @@ def estimate_bin_prior(
     """Empirical distribution of nearest bins over ab maps, smoothed with a Gaussian in ab space.
 
     Args:
-        ab_batches: ab tensors ``(B, 2, h, w)`` in ab units.
+        ab_batches: ab tensors ``(B, 2, h, w)`` in ab units, or ``(B, 3, h, w)`` with per-pixel
+            weights (each pixel counts with its weight).
         centers_ab: ``(Q, 2)``.
         sigma: smoothing in ab units (Zhang et al.: 5).
 
@@ -94,9 +129,11 @@ def estimate_bin_prior(
     """
     q = centers_ab.shape[0]
     counts = torch.zeros(q, dtype=torch.float64)
-    for ab in ab_batches:
+    for target in ab_batches:
+        ab, weight = split_pixel_weights(target)
         nearest = _sq_dist(ab.float(), centers_ab).argmin(1)
-        counts += torch.bincount(nearest.flatten(), minlength=q).double().cpu()
+        w = None if weight is None else weight[:, 0].flatten().double()
+        counts += torch.bincount(nearest.flatten(), weights=w, minlength=q).double().cpu()
     if counts.sum() == 0:
         return torch.full((q,), 1.0 / q)
     p = counts / counts.sum()
@@ -124,7 +161,8 @@ class SoftEncodedCELoss(nn.Module):
         soft: ``False`` gives plain one-hot CE on the nearest bin ("ce").
 
     Forward:
-        logits ``(B, Q, h, w)`` and ab ``(B, 2, H, W)`` in Lab units -> scalar loss.
+        logits ``(B, Q, h, w)`` and ab ``(B, 2, H, W)`` in Lab units (or ab + per-pixel weight,
+        ``(B, 3, H, W)``) -> scalar loss.
     """
 
     def __init__(
@@ -144,7 +182,8 @@ class SoftEncodedCELoss(nn.Module):
         self.register_buffer("weights", rebalance_weights(prior, lam))
         self.k, self.sigma, self.soft, self.lam = k, sigma, soft, lam
 
-    def forward(self, logits: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ab, pixel_weight = split_pixel_weights(target)
         target_ab = pool_target(ab, logits.shape[-2:])
         logp = F.log_softmax(logits.float(), dim=1)
         if self.soft:
@@ -154,7 +193,7 @@ class SoftEncodedCELoss(nn.Module):
         else:
             nearest = _sq_dist(target_ab.float(), self.centers_ab).argmin(1)
             ce = F.nll_loss(logp, nearest, reduction="none")
-        return (ce * self.weights[nearest]).mean()
+        return _weighted_mean(ce * self.weights[nearest], pixel_weight)
 
 
 class RegressionLoss(nn.Module):
@@ -166,8 +205,11 @@ class RegressionLoss(nn.Module):
             raise ValueError(f"regression loss must be one of {LOSSES['regression']}, got {kind!r}")
         self.kind, self.beta = kind, beta
 
-    def forward(self, raw: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        target = pool_target(ab, raw.shape[-2:]) / AB_SCALE
+    def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ab, pixel_weight = split_pixel_weights(target)
+        ab = pool_target(ab, raw.shape[-2:]) / AB_SCALE
         if self.kind == "mse":
-            return F.mse_loss(raw.float(), target)
-        return F.smooth_l1_loss(raw.float(), target, beta=self.beta)
+            per = F.mse_loss(raw.float(), ab, reduction="none")
+        else:
+            per = F.smooth_l1_loss(raw.float(), ab, beta=self.beta, reduction="none")
+        return _weighted_mean(per.mean(1), pixel_weight)

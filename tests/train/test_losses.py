@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from expertcolor import create_expert
@@ -12,6 +13,7 @@ from expertcolor.train.losses import (
     pool_target,
     rebalance_weights,
     soft_encode,
+    split_pixel_weights,
 )
 from expertcolor.train.metrics import colorfulness, confusion_matrix, group_confusion, iou_from_confusion
 
@@ -48,6 +50,45 @@ def test_bin_prior_is_a_smoothed_distribution() -> None:
     assert abs(float(p.sum()) - 1.0) < 1e-5
     assert torch.allclose((CENTERS * 110)[p.argmax()], torch.tensor([30.0, 0.0]))
     assert int((p > 1e-3).sum()) > 1  # smoothed
+
+
+def test_weighted_bin_prior_counts_only_weighted_pixels() -> None:
+    ab = torch.zeros(1, 2, 4, 4)
+    ab[:, 0, :, :2] = 30.0  # left half red-ish, right half neutral
+    w = torch.zeros(1, 1, 4, 4)
+    w[..., :2] = 1.0
+    p = estimate_bin_prior([torch.cat([ab, w], 1)], CENTERS * 110)
+    assert torch.equal(p, estimate_bin_prior([ab[..., :2]], CENTERS * 110))
+
+
+def test_pixel_weights_restrict_the_loss_to_routed_pixels() -> None:
+    """A weight channel of ones changes nothing; a 0/1 channel gives the loss of the weighted part
+    alone; no weighted pixel gives 0 with a (zero) gradient."""
+    torch.manual_seed(0)
+    ab = torch.randn(2, 2, 8, 16) * 25
+    w = torch.zeros(2, 1, 8, 16)
+    w[..., :8] = 1.0  # the left half of each image; logits at 1/2 resolution keep the halves apart
+    logits = torch.randn(2, CENTERS.shape[0], 4, 8, requires_grad=True)
+    raw = torch.randn(2, 2, 4, 8)
+    for fn in (SoftEncodedCELoss(CENTERS, torch.rand(CENTERS.shape[0]).softmax(0)), RegressionLoss("mse"),
+               RegressionLoss("smooth_l1")):
+        out = logits if isinstance(fn, SoftEncodedCELoss) else raw
+        full = fn(out, ab)
+        assert torch.allclose(fn(out, torch.cat([ab, torch.ones_like(w)], 1)), full)
+        left = fn(out[..., :4], ab[..., :8])
+        assert torch.allclose(fn(out, torch.cat([ab, w], 1)), left, rtol=1e-5)
+        assert not torch.allclose(left, full)
+    none = SoftEncodedCELoss(CENTERS)(logits, torch.cat([ab, torch.zeros_like(w)], 1))
+    none.backward()
+    assert float(none.detach()) == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_split_pixel_weights_rejects_other_shapes() -> None:
+    ab, w = split_pixel_weights(torch.zeros(1, 3, 2, 2))
+    assert ab.shape == (1, 2, 2, 2) and w.shape == (1, 1, 2, 2)
+    assert split_pixel_weights(torch.zeros(1, 2, 2, 2))[1] is None
+    with pytest.raises(ValueError, match=r"ab \(B, 2, H, W\) or ab \+ weight"):
+        split_pixel_weights(torch.zeros(1, 4, 2, 2))
 
 
 def test_soft_ce_prefers_the_right_colour() -> None:

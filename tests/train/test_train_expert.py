@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -135,6 +136,41 @@ def test_root_weight_oversamples_a_root(tiny_folder: Path, tmp_path: Path) -> No
     result = _run(_args(tiny_folder, tmp_path / "run", "--dataset", "folder", "--root", str(tiny_folder),
                         str(tiny_folder), "--root-weight", "1", "3", "--epochs", "1"))
     assert result["images_seen"] == 32  # the union's length per epoch (34 items, full batches of 4)
+
+
+def test_route_weight_table_follows_the_default_routing() -> None:
+    from expertcolor.segmentation import VOC_CATEGORIES
+    from expertcolor.train.expert import route_weight_table
+
+    ids = {c: i for i, c in enumerate(VOC_CATEGORIES)}
+    places = route_weight_table("places", [])  # the default expert: every class nobody else owns
+    assert places[ids["background"]] == places[ids["car"]] == 1.0
+    assert places[ids["person"]] == places[ids["dog"]] == places[ids["bird"]] == places[255] == 0.0
+    animals = route_weight_table("animals", ["cat", "dog"], off_route_weight=0.1)
+    assert animals[ids["dog"]] == 1.0 and animals[ids["horse"]] == animals[ids["background"]] == np.float32(0.1)
+    assert animals[255] == 0.0
+    with pytest.raises(ValueError, match="owns no VOC class"):
+        route_weight_table("generalist", [])
+    with pytest.raises(ValueError, match=r"off-route-weight must be in \[0, 1\]"):
+        route_weight_table("places", [], off_route_weight=2.0)
+
+
+def test_route_labels_train_on_routed_pixels(tiny_pairs: tuple[Path, Path], tiny_folder: Path, tmp_path: Path) -> None:
+    images, labels = tiny_pairs
+    out = tmp_path / "routed"
+    result = _run(_args(images, out, "--name", "faces", "--route-labels", str(labels), "--epochs", "1",
+                        "--val-fraction", "0.25"))
+    assert not result["stopped"] and result["images_seen"] == 8
+    expert = Expert.from_pretrained(out / "expert")
+    assert expert.config.provenance["args"]["route_labels"] == [str(labels)]
+    # a labelled root beside one whose every pixel counts ('none')
+    mixed = _run(_args(images, tmp_path / "mixed", "--name", "faces", "--dataset", "folder", "--root", str(images),
+                       str(tiny_folder), "--route-labels", str(labels), "none", "--epochs", "1"))
+    assert not mixed["stopped"]
+    with pytest.raises(ValueError, match="--route-labels has 1 values but --root has 2"):
+        _run(_args(images, tmp_path / "x", "--root", str(images), str(tiny_folder), "--route-labels", str(labels)))
+    with pytest.raises(FileNotFoundError, match="no label map"):
+        _run(_args(tiny_folder, tmp_path / "y", "--name", "faces", "--route-labels", str(labels)))
 
 
 def test_init_from_fine_tunes_another_expert(tiny_folder: Path, tmp_path: Path) -> None:
