@@ -97,10 +97,12 @@ def add_expert_to_model_dir(
             default: the expert's own.
 
     Returns:
-        The categories now routed to the expert.
+        The categories now routed to the expert (for the routing's default expert, e.g. a new
+        places expert without classes, every category routed nowhere else).
 
     Raises:
-        ValueError: if a class is unknown to the model's segmenter, the expert has no classes, or
+        ValueError: if a class is unknown to the model's segmenter, the expert has no classes and
+            is not the routing's default, or
             ``temperature`` is outside ``(0, 1]`` or given for a regression expert.
     """
     import shutil
@@ -115,7 +117,8 @@ def add_expert_to_model_dir(
         raise ValueError(f"{expert_dir} does not hold an expert (type {ecfg.get('type')!r})")
     name = ecfg["name"]
     classes = list(ecfg.get("classes", []) if classes is None else classes)
-    if not classes:
+    routing = cfg["routing"]
+    if not classes and name != routing["default"]:  # the default expert takes every unrouted category
         raise ValueError(f"expert {name!r} owns no classes; pass the categories to route to it")
     if temperature is not None:
         if ecfg.get("head", "classification") != "classification":
@@ -123,7 +126,6 @@ def add_expert_to_model_dir(
         ecfg = {**ecfg, "temperature": float(temperature)}
         Expert.config_from_dict(ecfg)  # ExpertConfig's own checks (the temperature range) before any write
     categories = read_json(model_dir / "segmenter" / "config.json")["categories"]
-    routing = cfg["routing"]
     experts = list(dict.fromkeys([*cfg.get("experts", routing.get("experts", [])), name]))
     routes = {**routing["routes"], **{c: name for c in classes}}
     table = RoutingTable(routes, routing["default"], categories, experts)  # validates names
@@ -137,4 +139,4 @@ def add_expert_to_model_dir(
     cfg["routing"] = table.to_dict()
     write_json(model_dir / "config.json", cfg)
     write_manifest(model_dir)
-    return classes
+    return classes or [c for c in categories if table.expert_for(c) == name]

@@ -265,6 +265,15 @@ def test_add_expert_to_model_dir(tmp_path, tiny_model_dir, rgb_image):
     assert c.routing.expert_for("person") == "faces"
     with pytest.raises(ValueError, match="unknown categories"):
         add_expert_to_model_dir(d, tmp_path / "veh", classes=["spaceship"])
+    # a new default expert (no classes of its own) replaces the old one and keeps the unrouted categories
+    default = c.routing.default
+    create_expert(name=default).save_pretrained(tmp_path / "new_default")
+    routed = add_expert_to_model_dir(d, tmp_path / "new_default")
+    assert "background" in routed and "person" not in routed and "bus" not in routed
+    assert ExpertColorizer.from_pretrained(d).experts[default].config.classes == ()
+    create_expert(name="nobody").save_pretrained(tmp_path / "nobody")
+    with pytest.raises(ValueError, match="owns no classes"):
+        add_expert_to_model_dir(d, tmp_path / "nobody")
     # the API equivalent
     c2 = make_colorizer()
     c2.add_expert(create_expert(name="vehicles"), classes=["car"])
