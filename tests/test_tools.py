@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .conftest import TOOLS, load_tool
@@ -36,3 +38,26 @@ def test_tune_decoding_runs_on_the_shared_validation_photos(shared_data: Path,
     assert "largest prior correction" in out and "Mean over experts" in out
     assert {r["prior_correction"] for r in rows} == {0.0, 1.0}
     assert all(r["images"] == 2 and r["psnr"] > 0 for r in rows)
+
+
+def test_paired_bootstrap_on_a_report(tmp_path: Path, capsys) -> None:
+    tool = load_tool("paired_bootstrap")
+    rng = np.random.default_rng(0)
+    base = rng.uniform(8, 12, 40)
+    per_image = {
+        "routed": {f"p{i}": {"ciede2000": v - 0.5, "psnr": 24.0} for i, v in enumerate(base)},
+        "gray": {f"p{i}": {"ciede2000": v, "psnr": 23.0} for i, v in enumerate(base)},
+        "noisy": {f"p{i}": {"ciede2000": v + s} for i, (v, s) in enumerate(zip(base, rng.normal(0, 2, 40)))},
+    }
+    (tmp_path / "report.json").write_text(json.dumps({"per_image": per_image}))
+    argv = [str(tmp_path / "report.json"), "--a", "routed", "--b", "gray", "--n", "2000"]
+    r = tool.main(tool.get_args_parser().parse_args(argv))
+    # a constant difference: the interval collapses onto it and A wins on every photo
+    assert r["photos"] == 40 and r["a_better"] == 40
+    assert abs(r["mean_diff"] + 0.5) < 1e-9 and abs(r["lo"] + 0.5) < 1e-9 and abs(r["hi"] + 0.5) < 1e-9
+    assert "routed better on 40 of 40" in capsys.readouterr().out
+    r = tool.main(tool.get_args_parser().parse_args([*argv[:4], "noisy", "--n", "2000"]))
+    assert r["lo"] < r["mean_diff"] < r["hi"] and r["hi"] - r["lo"] > 0.5  # noise gives a real interval
+    assert tool.main(tool.get_args_parser().parse_args([*argv, "--metric", "psnr"]))["a_better"] == 40
+    with pytest.raises(KeyError, match=r"not in the report; it has \['gray', 'noisy', 'routed'\]"):
+        tool.main(tool.get_args_parser().parse_args([*argv[:4], "generalist"]))

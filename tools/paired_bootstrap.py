@@ -1,0 +1,85 @@
+"""How sure is a difference between two evaluated variants? A paired bootstrap over photos.
+
+Reads the ``report.json`` that ``expertcolor evaluate`` writes and, for two variants (from one report
+or two), resamples the photos both have with replacement and reports the mean per-photo difference
+``A - B`` with its percentile interval, and on how many photos A is better::
+
+    python tools/paired_bootstrap.py eval/main/report.json --a routed --b generalist
+    python tools/paired_bootstrap.py new/report.json --a routed --b routed --b-report old/report.json
+    python tools/paired_bootstrap.py eval/main/report.json --a routed --b gray --metric psnr
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LOWER_IS_BETTER = {"ciede2000": True, "psnr": False, "ssim": False}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("report", type=Path, help="report.json of expertcolor evaluate (holds variant A)")
+    p.add_argument("--a", required=True, help="variant A, e.g. routed")
+    p.add_argument("--b", required=True, help="variant B, e.g. generalist, gray, expert:places")
+    p.add_argument("--b-report", type=Path, default=None, help="report.json holding B (default: the same report)")
+    p.add_argument("--metric", default="ciede2000", choices=sorted(LOWER_IS_BETTER), help="per-photo metric")
+    p.add_argument("--n", type=int, default=10000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--level", type=float, default=0.95, help="interval coverage")
+    return p
+
+
+def per_photo(report: dict[str, Any], variant: str, metric: str) -> dict[str, float]:
+    """``{photo: value}`` of ``metric`` for ``variant``.
+
+    Raises:
+        KeyError: naming the variants the report has, when ``variant`` is not among them.
+    """
+    per_image = report.get("per_image", {})
+    if variant not in per_image:
+        raise KeyError(f"variant {variant!r} not in the report; it has {sorted(per_image)}")
+    return {name: float(v[metric]) for name, v in per_image[variant].items() if v.get(metric) is not None}
+
+
+def paired_bootstrap(
+    a: dict[str, float], b: dict[str, float], lower_is_better: bool, n: int = 10000, seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """Mean of ``a - b`` over the photos both have, its bootstrap interval, and A's wins.
+
+    Raises:
+        ValueError: when the two share no photo.
+    """
+    names = sorted(set(a) & set(b))
+    if not names:
+        raise ValueError("the two variants share no photo")
+    d = np.array([a[k] - b[k] for k in names])
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(n, len(d)))
+    means = d[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    wins = int((d < 0).sum() if lower_is_better else (d > 0).sum())
+    return {"photos": len(d), "mean_diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "a_better": wins}
+
+
+def main(args: argparse.Namespace) -> dict[str, float]:
+    report = json.loads(args.report.read_text())
+    other = json.loads(args.b_report.read_text()) if args.b_report else report
+    r = paired_bootstrap(per_photo(report, args.a, args.metric), per_photo(other, args.b, args.metric),
+                         LOWER_IS_BETTER[args.metric], args.n, args.seed, args.level)
+    print(f"{args.metric} {args.a} - {args.b}: {r['mean_diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}] "
+          f"({args.level:.0%} bootstrap over {r['photos']} photos, {args.n} resamples); "
+          f"{args.a} better on {r['a_better']} of {r['photos']}")
+    return r
+
+
+if __name__ == "__main__":
+    try:
+        main(get_args_parser().parse_args())
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        sys.exit(f"paired_bootstrap: {e}")
