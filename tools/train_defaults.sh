@@ -113,6 +113,11 @@ run birds_r   expertcolor train-expert --name birds --dataset cub folder --root 
     --route-labels "$S/birds" "$S/extra/imagenet/labels" --epochs 3 "${rft[@]}"
 run animals_r expertcolor train-expert --name animals --dataset folder --root "$D/animals" "$S/extra/imagenet/images" \
     --route-labels "$S/animals" "$S/extra/imagenet/labels" --epochs 2 "${rft[@]}"
+# Ablations: birds and animals without --route-labels (same data, epochs and start).
+run birds_u   expertcolor train-expert --name birds --dataset cub folder --root "$D/birds" "$S/extra/imagenet/images" \
+    --epochs 3 "${rft[@]}"
+run animals_u expertcolor train-expert --name animals --dataset folder --root "$D/animals" "$S/extra/imagenet/images" \
+    --epochs 2 "${rft[@]}"
 run generalist_c expertcolor train-expert --name generalist --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
     --epochs 4 "${rft[@]}"
 expertcolor assemble --segmenter "$R/segmenter_hr/segmenter" \
