@@ -82,17 +82,20 @@ run generalist_g expertcolor train-expert --name generalist --dataset folder fol
     --root "$D/faces" "$D/segmentation/extra/people/images" "$D/birds" "$D/animals" "$D/places" \
     "$D/segmentation/extra/imagenet/images" --epochs 6 "${gft[@]}"
 echo "== all done $(date -u +%H:%M:%S)"
-# The shipped model directory and generalist: temperature 0.5, prior correction 0.5 (the largest at
+# The third round's model directory and generalist (shipped before): temperature 0.5, prior correction 0.5 (the largest at
 # which every expert keeps half of the true colourfulness on its validation photos:
 # tools/tune_decoding.py). Runs trained before the loss weights were stored in the expert need
 # tools/backfill_rebalance_weights.py first.
-expertcolor assemble --segmenter "$R/segmenter_hr/segmenter" \
-    --expert "$R/faces_g/expert" "$R/birds_g/expert" "$R/animals_g/expert" "$R/places_g/expert" \
-    --out "$R/default_model" --fp16 --temperature 0.5 --prior-correction 0.5
-python -c "import dataclasses, sys, torch; from expertcolor import Expert
+ship() {  # ship MODEL_OUT GENERALIST_RUN GENERALIST_OUT FACES BIRDS ANIMALS PLACES: the model directory and the generalist
+  expertcolor assemble --segmenter "$R/segmenter_hr/segmenter" --expert "${@:4}" \
+      --out "$1" --fp16 --temperature 0.5 --prior-correction 0.5
+  python -c "import dataclasses, sys, torch; from expertcolor import Expert
 e = Expert.from_pretrained(sys.argv[1]).with_prior_correction(0.5)
 e.config = dataclasses.replace(e.config, temperature=0.5)
-e.save_pretrained(sys.argv[2], dtype=torch.float16)" "$R/generalist_g/expert" "$R/generalist_model"
+e.save_pretrained(sys.argv[2], dtype=torch.float16)" "$2/expert" "$3"
+}
+ship "$R/default_model" "$R/generalist_g" "$R/generalist_model" \
+    "$R/faces_g/expert" "$R/birds_g/expert" "$R/animals_g/expert" "$R/places_g/expert"
 # Fourth-round experts (shipped), routing-aware: each continues the shipped generalist (the float16
 # generalist_model above) and learns only from the pixels the routing sends it (--route-labels: the
 # teacher's label maps), so the places expert learns the backgrounds of every training photo; the
@@ -120,10 +123,6 @@ run animals_u expertcolor train-expert --name animals --dataset folder --root "$
     --epochs 2 "${rft[@]}"
 run generalist_c expertcolor train-expert --name generalist --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
     --epochs 4 "${rft[@]}"
-expertcolor assemble --segmenter "$R/segmenter_hr/segmenter" \
-    --expert "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_r/expert" \
-    --out "$R/default_model_r" --fp16 --temperature 0.5 --prior-correction 0.5
-python -c "import dataclasses, sys, torch; from expertcolor import Expert
-e = Expert.from_pretrained(sys.argv[1]).with_prior_correction(0.5)
-e.config = dataclasses.replace(e.config, temperature=0.5)
-e.save_pretrained(sys.argv[2], dtype=torch.float16)" "$R/generalist_c/expert" "$R/generalist_model_r"
+# The shipped model directory and generalist (expertcolor/pretrained/{default,generalist}).
+ship "$R/default_model_r" "$R/generalist_c" "$R/generalist_model_r" \
+    "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_r/expert"
