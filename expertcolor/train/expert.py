@@ -28,7 +28,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from ..color import normalize_l
 from ..datasets import DATASETS, IGNORE_INDEX, Augment, build_dataset, skip_stats
 from ..experts import DEFAULT_EXPERT_ARCH, Expert, create_expert, list_experts
-from ..segmentation import DEFAULT_EXPERT, DEFAULT_ROUTES, VOC_CATEGORIES
+from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES, RoutingTable
 from .common import (
     Trainer,
     add_common_args,
@@ -125,11 +125,9 @@ def route_weight_table(name: str, classes: Sequence[str], off_route_weight: floa
     """
     if not 0.0 <= off_route_weight <= 1.0:
         raise ValueError(f"--off-route-weight must be in [0, 1], got {off_route_weight}")
-    if classes:
-        owned = [VOC_CATEGORIES.index(c) for c in classes]
-    elif name == DEFAULT_EXPERT:
-        owned = [i for i, c in enumerate(VOC_CATEGORIES) if c not in DEFAULT_ROUTES]
-    else:
+    routing = RoutingTable()  # the default table decides what the default expert (places) owns
+    owned = [i for i, c in enumerate(VOC_CATEGORIES) if (c in classes if classes else routing.expert_for(c) == name)]
+    if not owned:
         raise ValueError(f"--route-labels: expert {name!r} owns no VOC class; name its classes with --classes")
     table = np.full(256, off_route_weight, dtype=np.float32)
     table[owned] = 1.0
