@@ -126,3 +126,17 @@ run generalist_c expertcolor train-expert --name generalist --dataset "${all_kin
 # The shipped model directory and generalist (expertcolor/pretrained/{default,generalist}).
 ship "$R/default_model_r" "$R/generalist_c" "$R/generalist_model_r" \
     "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_r/expert"
+# Fifth round: what did the route labels do for the places expert? The same run with the loss on every
+# pixel (places_u2, shipped), with off-route pixels at half weight (places_o5), and with more budget
+# (places_r3, 3 epochs: 29.2k images); and places_u2 again with seed 1 (run-to-run spread).
+run places_u2 expertcolor train-expert --name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
+    --root-weight 0.3 1 1 1 1 1 --epochs 2 "${rft[@]}"
+run places_o5 expertcolor train-expert --name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
+    --route-labels "${all_labels[@]}" --off-route-weight 0.5 --root-weight 0.3 1 1 1 1 1 --epochs 2 "${rft[@]}"
+run places_r3 expertcolor train-expert --name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
+    --route-labels "${all_labels[@]}" --root-weight 0.3 1 1 1 1 1 --epochs 3 "${rft[@]}"
+run places_u2_s1 expertcolor train-expert --name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
+    --root-weight 0.3 1 1 1 1 1 --epochs 2 --seed 1 "${rft[@]}"
+# The shipped model directory (the generalist is unchanged: generalist_c).
+ship "$R/default_model_r5" "$R/generalist_c" "$R/generalist_model_r" \
+    "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_u2/expert"
