@@ -86,28 +86,31 @@ echo "== all done $(date -u +%H:%M:%S)"
 # which every expert keeps half of the true colourfulness on its validation photos:
 # tools/tune_decoding.py). Runs trained before the loss weights were stored in the expert need
 # tools/backfill_rebalance_weights.py first.
-ship() {  # ship MODEL_OUT GENERALIST_RUN GENERALIST_OUT FACES BIRDS ANIMALS PLACES: the model directory and the generalist
-  expertcolor assemble --segmenter "$R/segmenter_hr/segmenter" --expert "${@:4}" \
+ship_model() {  # ship_model OUT FACES BIRDS ANIMALS PLACES: the float16 model directory
+  expertcolor assemble --segmenter "$R/segmenter_hr/segmenter" --expert "${@:2}" \
       --out "$1" --fp16 --temperature 0.5 --prior-correction 0.5
+}
+ship_generalist() {  # ship_generalist RUN OUT: the generalist, float16, with the same decoding
   python -c "import dataclasses, sys, torch; from expertcolor import Expert
 e = Expert.from_pretrained(sys.argv[1]).with_prior_correction(0.5)
 e.config = dataclasses.replace(e.config, temperature=0.5)
-e.save_pretrained(sys.argv[2], dtype=torch.float16)" "$2/expert" "$3"
+e.save_pretrained(sys.argv[2], dtype=torch.float16)" "$1/expert" "$2"
 }
-ship "$R/default_model" "$R/generalist_g" "$R/generalist_model" \
-    "$R/faces_g/expert" "$R/birds_g/expert" "$R/animals_g/expert" "$R/places_g/expert"
-# Fourth-round experts (shipped), routing-aware: each continues the shipped generalist (the float16
-# generalist_model above) and learns only from the pixels the routing sends it (--route-labels: the
-# teacher's label maps), so the places expert learns the backgrounds of every training photo; the
-# faces expert without --route-labels (faces_r, with them, scored worse on people: ablation). And the
-# generalist continued on the union by the same budget (38.9k images vs the experts' 38.3k).
+ship_model "$R/default_model" "$R/faces_g/expert" "$R/birds_g/expert" "$R/animals_g/expert" "$R/places_g/expert"
+ship_generalist "$R/generalist_g" "$R/generalist_model"
+# Fourth-round experts (faces, birds, animals shipped; places replaced in the fifth round): each
+# continues the generalist shipped before (the float16 generalist_model above); birds, animals and
+# places learn only from the pixels the routing sends them (--route-labels: the teacher's label maps);
+# the faces expert without --route-labels (faces_r, with them, scored worse on people: ablation). And
+# the generalist continued on the union by the same budget (38.9k images vs the experts' 38.3k).
 S="$D/segmentation"
 all_kinds=(folder folder cub folder folder folder)
 all_roots=("$D/faces" "$S/extra/people/images" "$D/birds" "$D/animals" "$D/places" "$S/extra/imagenet/images")
 all_labels=("$S/faces" "$S/extra/people/labels" "$S/birds" "$S/animals" "$S/places" "$S/extra/imagenet/labels")
 rft=(--init-from "$R/generalist_model" --lr 3e-4)
-run places_r  expertcolor train-expert --name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
-    --route-labels "${all_labels[@]}" --root-weight 0.3 1 1 1 1 1 --epochs 2 "${rft[@]}"
+# The places expert on the union of every expert's photos, face crops drawn 0.3x as often.
+places_union=(--name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" --root-weight 0.3 1 1 1 1 1)
+run places_r  expertcolor train-expert "${places_union[@]}" --route-labels "${all_labels[@]}" --epochs 2 "${rft[@]}"
 run faces_u   expertcolor train-expert --name faces --dataset folder --root "$D/faces" "$S/extra/people/images" \
     --root-weight 1 3 --epochs 2 "${rft[@]}"
 run faces_r   expertcolor train-expert --name faces --dataset folder --root "$D/faces" "$S/extra/people/images" \
@@ -123,20 +126,16 @@ run animals_u expertcolor train-expert --name animals --dataset folder --root "$
     --epochs 2 "${rft[@]}"
 run generalist_c expertcolor train-expert --name generalist --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
     --epochs 4 "${rft[@]}"
-# The shipped model directory and generalist (expertcolor/pretrained/{default,generalist}).
-ship "$R/default_model_r" "$R/generalist_c" "$R/generalist_model_r" \
-    "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_r/expert"
+# The fourth round's model directory (shipped before) and the shipped generalist (expertcolor/pretrained/generalist).
+ship_model "$R/default_model_r" "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_r/expert"
+ship_generalist "$R/generalist_c" "$R/generalist_model_r"
 # Fifth round: what did the route labels do for the places expert? The same run with the loss on every
 # pixel (places_u2, shipped), with off-route pixels at half weight (places_o5), and with more budget
 # (places_r3, 3 epochs: 29.2k images); and places_u2 again with seed 1 (run-to-run spread).
-run places_u2 expertcolor train-expert --name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
-    --root-weight 0.3 1 1 1 1 1 --epochs 2 "${rft[@]}"
-run places_o5 expertcolor train-expert --name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
-    --route-labels "${all_labels[@]}" --off-route-weight 0.5 --root-weight 0.3 1 1 1 1 1 --epochs 2 "${rft[@]}"
-run places_r3 expertcolor train-expert --name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
-    --route-labels "${all_labels[@]}" --root-weight 0.3 1 1 1 1 1 --epochs 3 "${rft[@]}"
-run places_u2_s1 expertcolor train-expert --name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
-    --root-weight 0.3 1 1 1 1 1 --epochs 2 --seed 1 "${rft[@]}"
-# The shipped model directory (the generalist is unchanged: generalist_c).
-ship "$R/default_model_r5" "$R/generalist_c" "$R/generalist_model_r" \
-    "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_u2/expert"
+run places_u2    expertcolor train-expert "${places_union[@]}" --epochs 2 "${rft[@]}"
+run places_o5    expertcolor train-expert "${places_union[@]}" --route-labels "${all_labels[@]}" --off-route-weight 0.5 \
+    --epochs 2 "${rft[@]}"
+run places_r3    expertcolor train-expert "${places_union[@]}" --route-labels "${all_labels[@]}" --epochs 3 "${rft[@]}"
+run places_u2_s1 expertcolor train-expert "${places_union[@]}" --epochs 2 --seed 1 "${rft[@]}"
+# The shipped model directory (expertcolor/pretrained/default).
+ship_model "$R/default_model_r5" "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_u2/expert"
