@@ -61,3 +61,31 @@ def test_paired_bootstrap_on_a_report(tmp_path: Path, capsys) -> None:
     assert tool.main(tool.get_args_parser().parse_args([*argv, "--metric", "psnr"]))["a_better"] == 40
     with pytest.raises(KeyError, match=r"not in the report; it has \['gray', 'noisy', 'routed'\]"):
         tool.main(tool.get_args_parser().parse_args([*argv[:4], "generalist"]))
+
+
+def _expert_config(directory: Path, provenance: dict) -> None:
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps({"type": "expert", "provenance": provenance}))
+
+
+def test_lineage_names_each_experts_start_and_budget(tmp_path: Path, capsys) -> None:
+    tool = load_tool("lineage")
+    model = tmp_path / "model"
+    _expert_config(model / "experts" / "places", {
+        "command": "expertcolor train-expert --name places --out runs/p", "images_seen": 10, "images_seen_total": 15,
+        "init_from": {"dir": "pretrained/generalist", "command": "expertcolor train-expert --out 'runs/g c'",
+                      "images_seen": 5, "images_seen_total": 5, "sha256": "ab" * 32}})
+    _expert_config(model / "experts" / "faces", {"command": "train-expert --out runs/f", "images_seen": 7,
+                                                 "init_from": {"dir": "old", "images_seen": 3}})
+    _expert_config(tmp_path / "scratch", {"command": "train-expert --out runs/s", "images_seen": 4})
+    rows = {Path(r["expert"]).name: r for r in map(tool.describe, [*tool.expert_dirs(model), tmp_path / "scratch"])}
+    # the start is the run that made the weights (its --out), not the path they were loaded from
+    assert rows["places"]["starts_from"] == "runs/g c" and rows["places"]["images_seen_total"] == 15
+    assert rows["faces"]["starts_from"] == "old" and rows["faces"]["images_seen_total"] is None
+    assert rows["scratch"]["starts_from"] is None and rows["scratch"]["images_seen_total"] == 4
+    assert tool.main(tool.get_args_parser().parse_args([str(model), str(tmp_path / "scratch")])) == 0
+    out = capsys.readouterr().out
+    assert "starts from runs/g c (5 images, sha256 abababababab), lineage total 15" in out
+    assert "lineage total ?" in out and "ImageNet encoder / scratch" in out
+    with pytest.raises(FileNotFoundError, match="neither an expert directory"):
+        tool.expert_dirs(tmp_path / "missing")

@@ -28,6 +28,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from ..color import normalize_l
 from ..datasets import DATASETS, IGNORE_INDEX, Augment, build_dataset, skip_stats
 from ..experts import DEFAULT_EXPERT_ARCH, Expert, create_expert, list_experts
+from ..modeling import WEIGHTS_NAME, sha256_file
 from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES, RoutingTable
 from .common import (
     Trainer,
@@ -229,12 +230,38 @@ def _init_expert(args: argparse.Namespace) -> Expert:
         provenance={
             **{k: base.provenance[k] for k in ("preset", "init_encoder") if k in base.provenance},
             "init_from": {"dir": str(directory), "name": base.name,
-                          **{k: base.provenance.get(k) for k in ("command", "images_seen")}},
+                          **{k: base.provenance.get(k) for k in ("command", "images_seen")},
+                          # A directory's content can change (a newer default shipped under the same
+                          # path): the hash and the lineage's total say which weights this run started from.
+                          "sha256": sha256_file(directory / WEIGHTS_NAME),
+                          "images_seen_total": lineage_images(base.provenance)},
         },
     )
     expert = Expert(config)
     expert.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
     return expert
+
+
+def lineage_images(provenance: dict[str, Any]) -> int | None:
+    """Images seen by an expert and every run it was fine-tuned from (its training budget), or None.
+
+    Args:
+        provenance: an expert's ``config.provenance``, as ``train-expert`` writes it.
+
+    Returns:
+        ``images_seen_total`` when recorded; ``images_seen`` for a run that started from an ImageNet
+        encoder or from scratch; None when a run's start predates these records (its own start unknown).
+    """
+    if provenance.get("images_seen_total") is not None:
+        return int(provenance["images_seen_total"])
+    seen = provenance.get("images_seen")
+    if seen is None:
+        return None
+    parent = provenance.get("init_from")
+    if not parent:
+        return int(seen)
+    before = parent.get("images_seen_total")
+    return None if before is None else int(seen) + int(before)
 
 
 def _default_classes(name: str) -> list[str]:
@@ -343,6 +370,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 args={k: v for k, v in resolved_args(args).items() if k != "command"},
                 epochs=args.epochs,
                 images_seen=result["images_seen"],
+                images_seen_total=lineage_images({**expert.config.provenance, "images_seen": result["images_seen"]}),
                 steps=result["global_step"],
                 train_time_s=round(result["train_time"], 1),
                 wall_time_s=round(time.time() - t_start, 1),

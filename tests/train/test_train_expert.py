@@ -202,6 +202,28 @@ def test_init_from_fine_tunes_another_expert(tiny_folder: Path, tmp_path: Path) 
         _run(_args(tiny_folder, tmp_path / "y", "--init-from", str(model)))
 
 
+def test_lineage_budget_adds_up_across_fine_tuning(tiny_folder: Path, tmp_path: Path) -> None:
+    from expertcolor.experts import create_expert
+    from expertcolor.modeling import sha256_file
+    from expertcolor.train.expert import lineage_images
+
+    first = _run(_args(tiny_folder, tmp_path / "a", "--name", "places", "--max-images", "12"))
+    a = Expert.from_pretrained(tmp_path / "a" / "expert").config.provenance
+    assert a["images_seen_total"] == first["images_seen"] == 24  # from an ImageNet/scratch start: its own images
+    second = _run(_args(tiny_folder, tmp_path / "b", "--name", "birds", "--max-images", "8", "--epochs", "1",
+                        "--init-from", str(tmp_path / "a" / "expert")))
+    b = Expert.from_pretrained(tmp_path / "b" / "expert").config.provenance
+    assert b["init_from"]["images_seen_total"] == 24
+    assert b["init_from"]["sha256"] == sha256_file(tmp_path / "a" / "expert" / "model.safetensors")
+    assert b["images_seen_total"] == 24 + second["images_seen"] == lineage_images(b)
+    # a start whose own budget is unrecorded leaves the total unknown rather than undercounted
+    create_expert("fpn_mobilenet_v2", name="places", resolution=32).with_provenance(
+        images_seen=100, init_from={"name": "older"}).save_pretrained(tmp_path / "old")
+    _run(_args(tiny_folder, tmp_path / "c", "--name", "faces", "--max-images", "4", "--epochs", "1",
+               "--init-from", str(tmp_path / "old")))
+    assert Expert.from_pretrained(tmp_path / "c" / "expert").config.provenance["images_seen_total"] is None
+
+
 def test_parser_has_the_documented_options() -> None:
     p = train_expert.get_args_parser()
     opts = {o for a in p._actions for o in a.option_strings}
