@@ -35,6 +35,7 @@ from ..color import rgb_to_lab
 from ..datasets import Augment, SegmentationPairs, find_pairs, seeded_split, shared_segmentation_pairs, skip_stats
 from ..datasets.base import rgb_uint8_to_tensor
 from ..datasets.segmentation import IGNORE_INDEX, SHARED_DOMAINS, SHARED_EXTRAS
+from ..modeling import WEIGHTS_NAME, sha256_file
 from ..segmentation import VOC_CATEGORIES, GraySegmenter, SegmenterConfig
 from .common import (
     Trainer,
@@ -358,6 +359,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     "init_encoder": Path(args.init_encoder).name if args.init_encoder else None,
                     "init_from": None if init is None else {
                         "dir": str(args.init_from),
+                        "sha256": sha256_file(Path(args.init_from) / WEIGHTS_NAME),  # the path may change later
                         **{k: init.config.provenance.get(k) for k in ("command", "images_seen")}},
                     "epochs": args.epochs,
                     "images_seen": result["images_seen"],

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from expertcolor import GraySegmenter
+from expertcolor.modeling import sha256_file
 from expertcolor.train import segmenter as train_segmenter
 from expertcolor.train.segmenter import class_weights, image_weights
 
@@ -110,6 +111,7 @@ def test_init_from_fine_tunes_a_trained_segmenter(tiny_pairs: tuple[Path, Path],
     tuned = GraySegmenter.from_pretrained(out / "segmenter")
     assert tuned.config.model_kwargs == kwargs  # taken from the start directory, not the LIGHT_FPN default
     assert tuned.config.provenance["init_from"]["dir"] == str(tmp_path / "start")
+    assert tuned.config.provenance["init_from"]["sha256"] == sha256_file(tmp_path / "start" / "model.safetensors")
     before = dict(start.named_parameters())
     for name, p in tuned.named_parameters():
         assert torch.equal(p, before[name]), name
