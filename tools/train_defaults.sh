@@ -129,13 +129,35 @@ run generalist_c expertcolor train-expert --name generalist --dataset "${all_kin
 # The fourth round's model directory (shipped before) and the shipped generalist (expertcolor/pretrained/generalist).
 ship_model "$R/default_model_r" "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_r/expert"
 ship_generalist "$R/generalist_c" "$R/generalist_model_r"
-# Fifth round: what did the route labels do for the places expert? The same run with the loss on every
-# pixel (places_u2, shipped), with off-route pixels at half weight (places_o5), and with more budget
-# (places_r3, 3 epochs: 29.2k images); and places_u2 again with seed 1 (run-to-run spread).
-run places_u2    expertcolor train-expert "${places_union[@]}" --epochs 2 "${rft[@]}"
+# Fifth round (not shipped): what did the route labels do for the places expert? The same run with
+# the loss on every pixel (places_u2), with off-route pixels at half weight (places_o5), with more
+# budget (places_r3, 3 epochs: 29.2k images), and places_u2 with seed 1. These four were meant to
+# continue generalist_g like places_r, but were started from expertcolor/pretrained/generalist after
+# generalist_c had replaced it there (their provenance says so: tools/lineage.py): recorded as run.
+cft=(--init-from "$R/generalist_model_r" --lr 3e-4)
+run places_u2    expertcolor train-expert "${places_union[@]}" --epochs 2 "${cft[@]}"
 run places_o5    expertcolor train-expert "${places_union[@]}" --route-labels "${all_labels[@]}" --off-route-weight 0.5 \
-    --epochs 2 "${rft[@]}"
-run places_r3    expertcolor train-expert "${places_union[@]}" --route-labels "${all_labels[@]}" --epochs 3 "${rft[@]}"
-run places_u2_s1 expertcolor train-expert "${places_union[@]}" --epochs 2 --seed 1 "${rft[@]}"
-# The shipped model directory (expertcolor/pretrained/default).
+    --epochs 2 "${cft[@]}"
+run places_r3    expertcolor train-expert "${places_union[@]}" --route-labels "${all_labels[@]}" --epochs 3 "${cft[@]}"
+run places_u2_s1 expertcolor train-expert "${places_union[@]}" --epochs 2 --seed 1 "${cft[@]}"
+# The fifth round's model directory (shipped before; its places expert had generalist_c's budget too).
 ship_model "$R/default_model_r5" "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_u2/expert"
+# Ablation (not shipped): faces, birds and animals continued from places_u2 instead of generalist_g,
+# same data, epochs and learning rate as the fourth round.
+pft=(--init-from "$R/places_u2/expert" --lr 3e-4)
+run animals_p expertcolor train-expert --name animals --dataset folder --root "$D/animals" "$S/extra/imagenet/images" \
+    --route-labels "$S/animals" "$S/extra/imagenet/labels" --epochs 2 "${pft[@]}"
+run birds_p   expertcolor train-expert --name birds --dataset cub folder --root "$D/birds" "$S/extra/imagenet/images" \
+    --route-labels "$S/birds" "$S/extra/imagenet/labels" --epochs 3 "${pft[@]}"
+run faces_p   expertcolor train-expert --name faces --dataset folder --root "$D/faces" "$S/extra/people/images" \
+    --root-weight 1 3 --epochs 2 "${pft[@]}"
+# Sixth round (shipped): the places expert without route labels again, now from the intended start
+# (generalist_g, like every other expert, so the budget matches the generalist's), with a second seed;
+# and the generalist baseline again with seed 1, for its own run-to-run spread.
+run places_u2g    expertcolor train-expert "${places_union[@]}" --epochs 2 "${rft[@]}"
+run places_u2g_s1 expertcolor train-expert "${places_union[@]}" --epochs 2 --seed 1 "${rft[@]}"
+run generalist_c_s1 expertcolor train-expert --name generalist --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
+    --epochs 4 --seed 1 "${rft[@]}"
+ship_generalist "$R/generalist_c_s1" "$R/generalist_model_s1"
+# The shipped model directory (expertcolor/pretrained/default).
+ship_model "$R/default_model_r6" "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_u2g/expert"
