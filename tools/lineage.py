@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from expertcolor.train.expert import lineage_images
+
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,9 +48,6 @@ def out_dir(command: str | None) -> str | None:
 def describe(directory: Path) -> dict[str, Any]:
     prov = json.loads((directory / "config.json").read_text()).get("provenance", {})
     parent = prov.get("init_from") or {}
-    total = prov.get("images_seen_total")
-    if total is None and prov.get("images_seen") is not None and not parent:
-        total = prov["images_seen"]
     return {
         "expert": str(directory),
         "run": out_dir(prov.get("command")),
@@ -56,7 +55,7 @@ def describe(directory: Path) -> dict[str, Any]:
         "starts_from": out_dir(parent.get("command")) or parent.get("dir"),
         "start_images_seen": parent.get("images_seen"),
         "start_sha256": parent.get("sha256"),
-        "images_seen_total": total,
+        "images_seen_total": lineage_images(prov),
     }
 
 
