@@ -111,19 +111,19 @@ rft=(--init-from "$R/generalist_model" --lr 3e-4)
 # The places expert on the union of every expert's photos, face crops drawn 0.3x as often.
 places_union=(--name places --dataset "${all_kinds[@]}" --root "${all_roots[@]}" --root-weight 0.3 1 1 1 1 1)
 run places_r  expertcolor train-expert "${places_union[@]}" --route-labels "${all_labels[@]}" --epochs 2 "${rft[@]}"
-run faces_u   expertcolor train-expert --name faces --dataset folder --root "$D/faces" "$S/extra/people/images" \
-    --root-weight 1 3 --epochs 2 "${rft[@]}"
-run faces_r   expertcolor train-expert --name faces --dataset folder --root "$D/faces" "$S/extra/people/images" \
-    --route-labels "$S/faces" "$S/extra/people/labels" --root-weight 1 3 --epochs 2 "${rft[@]}"
-run birds_r   expertcolor train-expert --name birds --dataset cub folder --root "$D/birds" "$S/extra/imagenet/images" \
-    --route-labels "$S/birds" "$S/extra/imagenet/labels" --epochs 3 "${rft[@]}"
-run animals_r expertcolor train-expert --name animals --dataset folder --root "$D/animals" "$S/extra/imagenet/images" \
-    --route-labels "$S/animals" "$S/extra/imagenet/labels" --epochs 2 "${rft[@]}"
+# Each expert's data and epochs, shared by its runs with and without route labels.
+faces_data=(--name faces --dataset folder --root "$D/faces" "$S/extra/people/images" --root-weight 1 3 --epochs 2)
+birds_data=(--name birds --dataset cub folder --root "$D/birds" "$S/extra/imagenet/images" --epochs 3)
+animals_data=(--name animals --dataset folder --root "$D/animals" "$S/extra/imagenet/images" --epochs 2)
+birds_labels=(--route-labels "$S/birds" "$S/extra/imagenet/labels")
+animals_labels=(--route-labels "$S/animals" "$S/extra/imagenet/labels")
+run faces_u   expertcolor train-expert "${faces_data[@]}" "${rft[@]}"
+run faces_r   expertcolor train-expert "${faces_data[@]}" --route-labels "$S/faces" "$S/extra/people/labels" "${rft[@]}"
+run birds_r   expertcolor train-expert "${birds_data[@]}" "${birds_labels[@]}" "${rft[@]}"
+run animals_r expertcolor train-expert "${animals_data[@]}" "${animals_labels[@]}" "${rft[@]}"
 # Ablations: birds and animals without --route-labels (same data, epochs and start).
-run birds_u   expertcolor train-expert --name birds --dataset cub folder --root "$D/birds" "$S/extra/imagenet/images" \
-    --epochs 3 "${rft[@]}"
-run animals_u expertcolor train-expert --name animals --dataset folder --root "$D/animals" "$S/extra/imagenet/images" \
-    --epochs 2 "${rft[@]}"
+run birds_u   expertcolor train-expert "${birds_data[@]}" "${rft[@]}"
+run animals_u expertcolor train-expert "${animals_data[@]}" "${rft[@]}"
 run generalist_c expertcolor train-expert --name generalist --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
     --epochs 4 "${rft[@]}"
 # The fourth round's model directory (shipped before) and the shipped generalist (expertcolor/pretrained/generalist).
@@ -145,12 +145,9 @@ ship_model "$R/default_model_r5" "$R/faces_u/expert" "$R/birds_r/expert" "$R/ani
 # Ablation (not shipped): faces, birds and animals continued from places_u2 instead of generalist_g,
 # same data, epochs and learning rate as the fourth round.
 pft=(--init-from "$R/places_u2/expert" --lr 3e-4)
-run animals_p expertcolor train-expert --name animals --dataset folder --root "$D/animals" "$S/extra/imagenet/images" \
-    --route-labels "$S/animals" "$S/extra/imagenet/labels" --epochs 2 "${pft[@]}"
-run birds_p   expertcolor train-expert --name birds --dataset cub folder --root "$D/birds" "$S/extra/imagenet/images" \
-    --route-labels "$S/birds" "$S/extra/imagenet/labels" --epochs 3 "${pft[@]}"
-run faces_p   expertcolor train-expert --name faces --dataset folder --root "$D/faces" "$S/extra/people/images" \
-    --root-weight 1 3 --epochs 2 "${pft[@]}"
+run animals_p expertcolor train-expert "${animals_data[@]}" "${animals_labels[@]}" "${pft[@]}"
+run birds_p   expertcolor train-expert "${birds_data[@]}" "${birds_labels[@]}" "${pft[@]}"
+run faces_p   expertcolor train-expert "${faces_data[@]}" "${pft[@]}"
 # Sixth round (shipped): the places expert without route labels again, now from the intended start
 # (generalist_g, like every other expert, so the budget matches the generalist's), with a second seed;
 # and the generalist baseline again with seed 1, for its own run-to-run spread.
