@@ -63,6 +63,27 @@ def test_paired_bootstrap_on_a_report(tmp_path: Path, capsys) -> None:
         tool.main(tool.get_args_parser().parse_args([*argv[:4], "generalist"]))
 
 
+def test_paired_bootstrap_averages_seeds_and_compares_inside_a_group(tmp_path: Path, capsys) -> None:
+    tool = load_tool("paired_bootstrap")
+
+    def report(name: str, routed: list[float], person: list[float]) -> str:
+        rows = {f"p{i}": {"ciede2000": v, "groups": {"person": {"ciede2000": g}} if g else {}}
+                for i, (v, g) in enumerate(zip(routed, person))}
+        (tmp_path / name).write_text(json.dumps({"per_image": {"routed": rows, "generalist": rows}}))
+        return str(tmp_path / name)
+
+    # seeds 0 and 1 of A average to 10 on every photo; B's two seeds average to 11; only p0, p1 show a person
+    a = [report("a0.json", [9, 9, 9], [5, 7, 0]), report("a1.json", [11, 11, 11], [7, 9, 0])]
+    b = [report("b0.json", [12, 12, 12], [9, 9, 0]), report("b1.json", [10, 10, 10], [9, 9, 0])]
+    argv = [*a, "--a", "routed", "--b", "generalist", "--b-report", *b, "--n", "500"]
+    r = tool.main(tool.get_args_parser().parse_args(argv))
+    assert r["photos"] == 3 and abs(r["mean_diff"] + 1) < 1e-9 and r["a_better"] == 3
+    assert "(runs: 2 vs 2)" in capsys.readouterr().out
+    r = tool.main(tool.get_args_parser().parse_args([*argv, "--group", "person"]))
+    assert r["photos"] == 2 and abs(r["mean_diff"] - (-3 + -1) / 2) < 1e-9  # photo means 6 vs 9 and 8 vs 9
+    assert "ciede2000 in person routed - generalist" in capsys.readouterr().out
+
+
 def _expert_config(directory: Path, provenance: dict) -> None:
     directory.mkdir(parents=True)
     (directory / "config.json").write_text(json.dumps({"type": "expert", "provenance": provenance}))

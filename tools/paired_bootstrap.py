@@ -2,11 +2,15 @@
 
 Reads the ``report.json`` that ``expertcolor evaluate`` writes and, for two variants (from one report
 or two), resamples the photos both have with replacement and reports the mean per-photo difference
-``A - B`` with its percentile interval, and on how many photos A is better::
+``A - B`` with its percentile interval, and on how many photos A is better. Several reports for one
+side (one per training seed) are averaged per photo first, so the interval is that of the seed means;
+``--group`` compares the per-photo means inside one ground-truth group::
 
     python tools/paired_bootstrap.py eval/main/report.json --a routed --b generalist
     python tools/paired_bootstrap.py new/report.json --a routed --b routed --b-report old/report.json
     python tools/paired_bootstrap.py eval/main/report.json --a routed --b gray --metric psnr
+    python tools/paired_bootstrap.py s0.json s1.json s2.json --a routed --b generalist \
+        --b-report g0.json g1.json g2.json --group person
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ LOWER_IS_BETTER = {"ciede2000": True, "psnr": False, "ssim": False}
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("report", type=Path, help="report.json of expertcolor evaluate (holds variant A)")
+    p.add_argument("report", type=Path, nargs="+",
+                   help="report.json of expertcolor evaluate holding variant A (several: averaged per photo)")
     p.add_argument("--a", required=True, help="variant A, e.g. routed")
     p.add_argument("--b", required=True, help="variant B, e.g. generalist, gray, expert:places")
-    p.add_argument("--b-report", type=Path, default=None, help="report.json holding B (default: the same report)")
+    p.add_argument("--b-report", type=Path, nargs="+", default=None,
+                   help="report.json holding B (several: averaged per photo; default: the reports holding A)")
+    p.add_argument("--group", default=None, help="compare inside this group only (background, person, bird, animal)")
     p.add_argument("--metric", default="ciede2000", choices=sorted(LOWER_IS_BETTER), help="per-photo metric")
     p.add_argument("--n", type=int, default=10000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0)
@@ -35,8 +42,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def per_photo(report: dict[str, Any], variant: str, metric: str) -> dict[str, float]:
-    """``{photo: value}`` of ``metric`` for ``variant``.
+def per_photo(report: dict[str, Any], variant: str, metric: str, group: str | None = None) -> dict[str, float]:
+    """``{photo: value}`` of ``metric`` for ``variant``, over the whole photo or inside ``group``.
 
     Raises:
         KeyError: naming the variants the report has, when ``variant`` is not among them.
@@ -44,7 +51,19 @@ def per_photo(report: dict[str, Any], variant: str, metric: str) -> dict[str, fl
     per_image = report.get("per_image", {})
     if variant not in per_image:
         raise KeyError(f"variant {variant!r} not in the report; it has {sorted(per_image)}")
-    return {name: float(v[metric]) for name, v in per_image[variant].items() if v.get(metric) is not None}
+    out = {}
+    for name, v in per_image[variant].items():
+        if group is not None:
+            v = v.get("groups", {}).get(group, {})
+        if v.get(metric) is not None:
+            out[name] = float(v[metric])
+    return out
+
+
+def seed_mean(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per photo, the mean over several runs (seeds) of one variant, on the photos every run has."""
+    names = set.intersection(*(set(r) for r in runs))
+    return {k: float(np.mean([r[k] for r in runs])) for k in names}
 
 
 def paired_bootstrap(
@@ -68,11 +87,14 @@ def paired_bootstrap(
 
 
 def main(args: argparse.Namespace) -> dict[str, float]:
-    report = json.loads(args.report.read_text())
-    other = json.loads(args.b_report.read_text()) if args.b_report else report
-    r = paired_bootstrap(per_photo(report, args.a, args.metric), per_photo(other, args.b, args.metric),
-                         LOWER_IS_BETTER[args.metric], args.n, args.seed, args.level)
-    print(f"{args.metric} {args.a} - {args.b}: {r['mean_diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}] "
+    reports = [json.loads(p.read_text()) for p in args.report]
+    others = [json.loads(p.read_text()) for p in args.b_report] if args.b_report else reports
+    a = seed_mean([per_photo(r, args.a, args.metric, args.group) for r in reports])
+    b = seed_mean([per_photo(r, args.b, args.metric, args.group) for r in others])
+    r = paired_bootstrap(a, b, LOWER_IS_BETTER[args.metric], args.n, args.seed, args.level)
+    where = f" in {args.group}" if args.group else ""
+    runs = f" (runs: {len(reports)} vs {len(others)})" if len(reports) > 1 or len(others) > 1 else ""
+    print(f"{args.metric}{where} {args.a} - {args.b}{runs}: {r['mean_diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}] "
           f"({args.level:.0%} bootstrap over {r['photos']} photos, {args.n} resamples); "
           f"{args.a} better on {r['a_better']} of {r['photos']}")
     return r
