@@ -158,3 +158,16 @@ run generalist_c_s1 expertcolor train-expert --name generalist --dataset "${all_
 ship_generalist "$R/generalist_c_s1" "$R/generalist_model_s1"
 # The shipped model directory (expertcolor/pretrained/default).
 ship_model "$R/default_model_r6" "$R/faces_u/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_u2g/expert"
+# Seventh round (not shipped): three seeds per arm. Seeds 1 and 2 of every routed expert (places_u2g_s1
+# above is seed 1's places expert) and seed 2 of the generalist, each recipe exactly as its seed 0.
+for s in 1 2; do
+  [ "$s" = 1 ] || run places_u2g_s$s expertcolor train-expert "${places_union[@]}" --epochs 2 --seed $s "${rft[@]}"
+  run faces_u_s$s   expertcolor train-expert "${faces_data[@]}" --seed $s "${rft[@]}"
+  run birds_r_s$s   expertcolor train-expert "${birds_data[@]}" "${birds_labels[@]}" --seed $s "${rft[@]}"
+  run animals_r_s$s expertcolor train-expert "${animals_data[@]}" "${animals_labels[@]}" --seed $s "${rft[@]}"
+  ship_model "$R/default_model_s$s" "$R/faces_u_s$s/expert" "$R/birds_r_s$s/expert" "$R/animals_r_s$s/expert" \
+      "$R/places_u2g_s$s/expert"
+done
+run generalist_c_s2 expertcolor train-expert --name generalist --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
+    --epochs 4 --seed 2 "${rft[@]}"
+ship_generalist "$R/generalist_c_s2" "$R/generalist_model_s2"
