@@ -110,3 +110,38 @@ def test_lineage_names_each_experts_start_and_budget(tmp_path: Path, capsys) -> 
     assert "lineage total ?" in out and "ImageNet encoder / scratch" in out
     with pytest.raises(FileNotFoundError, match="neither an expert directory"):
         tool.expert_dirs(tmp_path / "missing")
+
+
+def test_oracle_routing_colours_each_masked_group_with_its_expert(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from PIL import Image
+
+    from expertcolor import ExpertColorizer
+    from expertcolor.evaluate import image_metrics, single_expert_colorizer
+
+    tool = load_tool("oracle_routing")
+    images, groups = tmp_path / "images", tmp_path / "groups"
+    images.mkdir()
+    groups.mkdir()
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    for name, value in (("all_person", 1), ("all_bird", 2)):
+        Image.fromarray(photo).save(images / f"{name}.png")
+        Image.fromarray(np.full((40, 56), value, np.uint8)).save(groups / f"{name}.png")
+    Image.fromarray(photo).save(images / "no_mask.png")
+    args = ["--model", str(tiny_model_dir), "--images", str(images), "--groups", str(groups),
+            "--out", str(tmp_path / "out")]
+    report = tool.main(tool.get_args_parser().parse_args(args))
+    rows = report["per_image"]["oracle"]
+    assert set(rows) == {"all_person.png", "all_bird.png", "no_mask.png"}
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["variants"] == ["oracle"]
+    # a photo whose mask is all person is coloured by the faces expert alone, all bird by the birds expert
+    model = ExpertColorizer.from_pretrained(tiny_model_dir, device="cpu")
+    for name, expert in (("all_person.png", "faces"), ("all_bird.png", "birds")):
+        alone = np.asarray(single_expert_colorizer(model.experts[expert], model).colorize(photo))[..., :3]
+        want = image_metrics(alone, photo, None, 8)["ciede2000"]
+        assert abs(rows[name]["ciede2000"] - want) < 1e-3, name
+    # without a mask the model's own segmenter routes: the same as the routed model
+    routed = np.asarray(model.colorize(photo))[..., :3]
+    assert abs(rows["no_mask.png"]["ciede2000"] - image_metrics(routed, photo, None, 8)["ciede2000"]) < 1e-6
+    with pytest.raises(NotADirectoryError, match="group mask folder not found"):
+        tool.main(tool.get_args_parser().parse_args([*args[:4], "--groups", str(tmp_path / "nope"), *args[6:]]))
