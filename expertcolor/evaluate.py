@@ -62,6 +62,9 @@ __all__ = [
     "list_images",
     "image_metrics",
     "evaluate",
+    "build_report",
+    "Sample",
+    "load_sample",
     "to_markdown",
     "write_report",
     "expert_color",
@@ -375,7 +378,7 @@ def _group_order(name: str) -> tuple[int, str]:
 
 # -- the evaluation loop ------------------------------------------------------------------------------
 @dataclass
-class _Sample:
+class Sample:
     name: str
     rgb: np.ndarray
     groups: np.ndarray | None
@@ -383,11 +386,12 @@ class _Sample:
     band: np.ndarray | None
 
 
-def _load_sample(path: Path, images_dir: Path, groups_dir: Path | None, band_width: int) -> _Sample:
+def load_sample(path: Path, images_dir: Path, groups_dir: Path | None, band_width: int) -> Sample:
+    """A photo with its group mask (``None`` without one), boundary band and CIELAB, for the metrics."""
     rgb = np.asarray(open_image(path).convert("RGB"))
     groups = _load_groups(groups_dir, path, images_dir, rgb.shape[:2])
     band = M.boundary_band(groups, band_width) if groups is not None else None
-    return _Sample(path.relative_to(images_dir).as_posix(), rgb, groups, M.rgb_to_lab(rgb), band)
+    return Sample(path.relative_to(images_dir).as_posix(), rgb, groups, M.rgb_to_lab(rgb), band)
 
 
 def evaluate(
@@ -442,14 +446,30 @@ def evaluate(
     runners = build_variants(colorizer, names, generalist, saturation, prior_correction)
     per_image: dict[str, dict[str, Any]] = {v: {} for v in names}
     for path in tqdm(paths, desc="evaluate", unit="img", disable=None if progress is None else not progress):
-        s = _load_sample(path, images_dir, groups_path, band_width)
+        s = load_sample(path, images_dir, groups_path, band_width)
         for v, run in runners.items():
             out = np.asarray(run(s.rgb))[..., :3]
             per_image[v][s.name] = image_metrics(out, s.rgb, s.groups, band_width, lab_gt=s.lab, band=s.band)
+    return build_report(per_image, images_dir, groups_path, repr(colorizer), band_width)
+
+
+def build_report(
+    per_image: Mapping[str, Mapping[str, Any]],
+    images_dir: str | os.PathLike,
+    groups_dir: str | os.PathLike | None,
+    model: str,
+    band_width: int = 8,
+) -> dict[str, Any]:
+    """The report :func:`evaluate` returns, from per-image metrics ``{variant: {image: image_metrics}}``.
+
+    For callers that colorize the photos their own way (``tools/oracle_routing.py``) but report
+    them like :func:`evaluate`.
+    """
+    names = list(per_image)
     return {
         "images_dir": str(images_dir),
-        "groups_dir": str(groups_path) if groups_path is not None else None,
-        "model": repr(colorizer),
+        "groups_dir": str(groups_dir) if groups_dir is not None else None,
+        "model": model,
         "variants": names,
         "aggregation": {
             "psnr": "per image, mean over images (per group: over images containing the group)",

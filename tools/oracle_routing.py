@@ -94,15 +94,12 @@ def main(args: argparse.Namespace) -> dict:
         raise ValueError(f"no images found in {args.images}")
     rows = {}
     for path in paths:
-        s = E._load_sample(path, args.images, args.groups, args.band_width)
+        s = E.load_sample(path, args.images, args.groups, args.band_width)
         oracle.mask = s.groups
         out = np.asarray(colorizer.colorize(s.rgb))[..., :3]
         rows[s.name] = E.image_metrics(out, s.rgb, s.groups, args.band_width, lab_gt=s.lab, band=s.band)
-    report = {
-        "images_dir": str(args.images), "groups_dir": str(args.groups), "model": repr(colorizer),
-        "variants": ["oracle"], "routing_by": "ground-truth group masks (segmenter where 255 or no mask)",
-        "results": {"oracle": E.aggregate(rows, args.band_width)}, "per_image": {"oracle": rows},
-    }
+    report = E.build_report({"oracle": rows}, args.images, args.groups, repr(colorizer), args.band_width)
+    report["routing_by"] = "ground-truth group masks (segmenter where 255 or no mask)"
     E.write_report(report, args.out)
     o = report["results"]["oracle"]["overall"]
     print(f"oracle routing: CIEDE2000 {o['ciede2000']:.3f}, PSNR {o['psnr']:.2f} over {o['images']} photos; "
