@@ -145,3 +145,27 @@ def test_oracle_routing_colours_each_masked_group_with_its_expert(tmp_path: Path
     assert abs(rows["no_mask.png"]["ciede2000"] - image_metrics(routed, photo, None, 8)["ciede2000"]) < 1e-6
     with pytest.raises(NotADirectoryError, match="group mask folder not found"):
         tool.main(tool.get_args_parser().parse_args([*args[:4], "--groups", str(tmp_path / "nope"), *args[6:]]))
+
+
+def test_in_domain_compares_each_expert_with_the_generalist_on_its_own_photos(
+        shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tool = load_tool("in_domain")
+    model = TOOLS.parent / "expertcolor" / "pretrained" / "default"
+    args = tool.get_args_parser().parse_args(["--model", str(model), "--data", str(shared_data), "--n", "3",
+                                              "--experts", "faces", "birds", "--out", str(tmp_path / "r")])
+    rows = tool.main(args)
+    assert [r["domain"] for r in rows] == ["faces", "birds"]
+    for r in rows:
+        report = json.loads((tmp_path / "r" / r["domain"] / "report.json").read_text())
+        assert set(report["per_image"]) == {f"expert:{r['domain']}", "generalist", "gray"}
+        assert len(report["per_image"]["gray"]) == r["images"] == 3
+        # The difference is the per-photo mean of the report's own numbers.
+        de = {v: np.mean([m["ciede2000"] for m in report["per_image"][v].values()])
+              for v in (f"expert:{r['domain']}", "generalist")}
+        assert r["diff_ciede2000"]["mean_diff"] == pytest.approx(de[f"expert:{r['domain']}"] - de["generalist"])
+    assert "| faces | 3 |" in capsys.readouterr().out
+    with pytest.raises(FileExistsError):  # never writes over earlier reports
+        tool.main(args)
+    args.out, args.experts = tmp_path / "r2", ["nobody"]
+    with pytest.raises(ValueError, match="nobody"):
+        tool.main(args)

@@ -41,6 +41,18 @@ def validation_photos(data: Path, expert: str, n: int) -> list[Path]:
     return [files[i] for i in idx]
 
 
+def link_validation_photos(data: Path, expert: str, n: int, dest: Path) -> Path:
+    """A new folder ``dest`` of numbered links to :func:`validation_photos`, which ``evaluate`` can read.
+
+    Numbered links keep the selection's order and give every photo the same name in every run, so
+    reports of different models pair photo by photo.
+    """
+    dest.mkdir(parents=True)
+    for i, f in enumerate(validation_photos(data, expert, n)):
+        (dest / f"{i:04d}{f.suffix.lower()}").symlink_to(f.resolve())
+    return dest
+
+
 def pick_prior_correction(rows: list[dict], temperature: float, min_cf_ratio: float = 0.5) -> float | None:
     """The largest prior correction at which every expert keeps ``min_cf_ratio`` of the true colourfulness.
 
@@ -75,12 +87,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     data = Path(args.data)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        folders = {}
-        for name in colorizer.experts:
-            folders[name] = Path(tmp) / name
-            folders[name].mkdir()
-            for i, f in enumerate(validation_photos(data, name, args.n)):  # numbered links keep the order
-                (folders[name] / f"{i:04d}{f.suffix.lower()}").symlink_to(f.resolve())
+        folders = {name: link_validation_photos(data, name, args.n, Path(tmp) / name) for name in colorizer.experts}
         for name in colorizer.experts:  # the no-colour floor on the same photos
             o = evaluate(colorizer, folders[name], variants=["gray"], progress=False)["results"]["gray"]["overall"]
             print(json.dumps({"expert": name, "gray_psnr": o["psnr"], "gray_ciede2000": o["ciede2000"]}), flush=True)
