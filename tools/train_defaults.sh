@@ -171,3 +171,17 @@ done
 run generalist_c_s2 expertcolor train-expert --name generalist --dataset "${all_kinds[@]}" --root "${all_roots[@]}" \
     --epochs 4 --seed 2 "${rft[@]}"
 ship_generalist "$R/generalist_c_s2" "$R/generalist_model_s2"
+# Eighth round (ablation, not shipped): the faces expert given the generalist's own in-domain exposure
+# (4 epochs, 10.6 k draws; the generalist draws ~10.7 k face crops and people photos from the union),
+# then every seed's experts against its generalist on their own validation photos (tools/in_domain.py).
+run faces_u4_s0 expertcolor train-expert --name faces --dataset folder --root "$D/faces" "$S/extra/people/images" \
+    --root-weight 1 3 --epochs 4 "${rft[@]}"
+ship_model "$R/model_faces_u4_s0" "$R/faces_u4_s0/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_u2g/expert"
+[ -d "$R/indom_s0" ] || python tools/in_domain.py --model "$R/default_model_r6" \
+    --generalist expertcolor/pretrained/generalist --data "$D" --out "$R/indom_s0"
+for s in 1 2; do
+  [ -d "$R/indom_s$s" ] || python tools/in_domain.py --model "$R/default_model_s$s" \
+      --generalist "$R/generalist_model_s$s" --data "$D" --out "$R/indom_s$s"
+done
+[ -d "$R/indom_faces_u4_s0" ] || python tools/in_domain.py --model "$R/model_faces_u4_s0" \
+    --generalist expertcolor/pretrained/generalist --data "$D" --experts faces --out "$R/indom_faces_u4_s0"
