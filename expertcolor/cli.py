@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from PIL import Image
 
 from . import __version__
+from ._argtypes import positive_int, unit_float
 
 __all__ = ["main", "build_parser", "collect_inputs", "output_path", "rgb_icc", "save_image", "prefetch"]
 
@@ -466,26 +467,6 @@ def _run_training(command: str, argv: list[str]) -> int:
 
 
 # -- parser and entry point ---------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0 <= value <= 1:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
-
-
 PRIOR_CORRECTION_HELP = ("how much of the training's boost of rare colours the experts undo: "
                          "0 vivid as trained ... 1 calibrated, more neutral (default: as saved)")
 
@@ -494,11 +475,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="model directory (default: the embedded default weights)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     p.add_argument("--merge", metavar="NAME", help="merge strategy override (hard, soft, feather, guided)")
-    p.add_argument("--working-size", type=_positive_int, metavar="N", help="long side at which the networks run")
-    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per forward pass")
+    p.add_argument("--working-size", type=positive_int, metavar="N", help="long side at which the networks run")
+    p.add_argument("--batch-size", type=positive_int, metavar="N", help="images per forward pass")
     p.add_argument("--flip-segmentation", choices=("on", "off"),
                    help="average segmentation over the photo and its mirror image (default: as saved)")
-    p.add_argument("--prior-correction", type=_unit_float, metavar="A", help=PRIOR_CORRECTION_HELP)
+    p.add_argument("--prior-correction", type=unit_float, metavar="A", help=PRIOR_CORRECTION_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -531,8 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: all that are available)",
     )
     e.add_argument("--out", default="evaluation", metavar="DIR", help="where report.json/report.md go")
-    e.add_argument("--band-width", type=_positive_int, default=8, help="boundary band half-width in pixels")
-    e.add_argument("--max-images", type=_positive_int, help="only the first N photos")
+    e.add_argument("--band-width", type=positive_int, default=8, help="boundary band half-width in pixels")
+    e.add_argument("--max-images", type=positive_int, help="only the first N photos")
     e.add_argument("--saturation", type=float, default=1.0, help="chroma multiplier (default 1)")
     e.add_argument("--teacher", metavar="DIR", help="reference VOC label maps to score routing against (with --groups)")
     e.add_argument("--voc", metavar="DIR", help="VOC-21 ground truth for the segmenter's VOC mIoU (with --groups)")
@@ -553,12 +534,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--expert", required=True, nargs="+", metavar="DIR", help="expert directories (train-expert output)")
     m.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     m.add_argument("--merge", default="soft", help="merge strategy stored in the model (default %(default)s)")
-    m.add_argument("--working-size", type=_positive_int, default=256, help="stored working size (default %(default)s)")
+    m.add_argument("--working-size", type=positive_int, default=256, help="stored working size (default %(default)s)")
     m.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     m.add_argument("--flip-segmentation", action="store_true",
                    help="store test-time flip averaging of segmentation (one more segmenter pass)")
     m.add_argument("--temperature", type=float, help="annealed-mean temperature for every classification expert")
-    m.add_argument("--prior-correction", type=_unit_float, metavar="A",
+    m.add_argument("--prior-correction", type=unit_float, metavar="A",
                    help="stored for every classification expert: "
                    + PRIOR_CORRECTION_HELP.replace("as saved", "each one's own"))
     m.set_defaults(func=_cmd_assemble)

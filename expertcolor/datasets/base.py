@@ -254,7 +254,7 @@ class ImageDataset(Dataset):
                 raise
             except Exception:  # noqa: BLE001 - any decode error: skip the file, count it
                 self._status[j] = UNREADABLE
-        raise RuntimeError(f"{self.name}: none of the {n} images could be used (all unreadable or grayscale)")
+        raise NoUsableImagesError(f"{self.name}: none of the {n} images could be used (all unreadable or grayscale)")
 
     # -- skip accounting ---------------------------------------------------------------------------
     def skip_counts(self) -> dict[str, int]:
@@ -286,6 +286,10 @@ class ImageDataset(Dataset):
 
 class _GrayscaleError(Exception):
     pass
+
+
+class NoUsableImagesError(ValueError):
+    """Every image of a dataset is unreadable or grayscale, so it has nothing to train on."""
 
 
 class LabelMapError(ValueError):
@@ -439,6 +443,23 @@ def iter_base_datasets(ds: Dataset) -> Iterator[ImageDataset]:
     elif isinstance(ds, ConcatDataset):
         for d in ds.datasets:
             yield from iter_base_datasets(d)
+
+
+def check_usable(ds: Dataset) -> None:
+    """Load one item of every :class:`ImageDataset` inside ``ds``, in this process, before training.
+
+    A dataset whose images are all unreadable or grayscale (or whose label maps do not fit) fails
+    here with its own message, instead of as a traceback from inside a DataLoader worker mid-run.
+    Each probe stops at the first usable image, and items are seeded by index, so nothing that
+    training draws later changes.
+
+    Raises:
+        NoUsableImagesError: naming the dataset that has no usable image.
+        LabelMapError: for a label map that does not fit its image.
+    """
+    for d in iter_base_datasets(ds):
+        if len(d):
+            d[0]
 
 
 def set_epoch(ds: Dataset, epoch: int) -> None:

@@ -17,7 +17,10 @@ def run(argv: list[str] | None = None) -> None:
 
         if argv and argv[0] in ("expert", "train-expert"):
             argv = argv[1:]
-    main(get_args_parser().parse_args(argv))
+    try:
+        main(get_args_parser().parse_args(argv))
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:  # bad data or arguments: say which
+        sys.exit(f"expertcolor.train: error: {e}")
 
 
 if __name__ == "__main__":

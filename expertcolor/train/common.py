@@ -35,6 +35,7 @@ import torch.distributed as tdist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .._argtypes import nonnegative_float, nonnegative_int, positive_int
 from ..datasets import set_epoch, skip_stats
 from ..modeling import atomic_write, write_json
 
@@ -179,27 +180,31 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def add_common_args(parser: argparse.ArgumentParser, resolution: int, batch_size: int, lr: float) -> None:
     """Options shared by both training scripts."""
     g = parser.add_argument_group("training")
-    g.add_argument("--resolution", type=int, default=resolution, help="square training crop side (default %(default)s)")
-    g.add_argument("--epochs", type=int, default=10)
-    g.add_argument("--batch-size", type=int, default=batch_size, help="per process (default %(default)s)")
-    g.add_argument("--lr", type=float, default=lr, help="peak AdamW learning rate (default %(default)s)")
-    g.add_argument("--weight-decay", type=float, default=1e-4)
-    g.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up (default: 3%% of steps, <= 300)")
-    g.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default %(default)s)")
+    g.add_argument("--resolution", type=positive_int, default=resolution,
+                   help="square training crop side (default %(default)s)")
+    g.add_argument("--epochs", type=positive_int, default=10)
+    g.add_argument("--batch-size", type=positive_int, default=batch_size, help="per process (default %(default)s)")
+    g.add_argument("--lr", type=nonnegative_float, default=lr, help="peak AdamW learning rate (default %(default)s)")
+    g.add_argument("--weight-decay", type=nonnegative_float, default=1e-4)
+    g.add_argument("--warmup-steps", type=nonnegative_int, default=None,
+                   help="linear warm-up (default: 3%% of steps, <= 300)")
+    g.add_argument("--workers", type=nonnegative_int, default=2,
+                   help="DataLoader worker processes (default %(default)s)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--init-encoder", type=str, default=None, metavar="PATH",
                    help="ImageNet checkpoint for the encoder, e.g. mobilenet_v2_imagenet_bnstats.safetensors")
-    g.add_argument("--max-images", type=int, default=None, help="use at most this many training images (seeded pick)")
-    g.add_argument("--max-val-images", type=int, default=512, help="validate on at most this many images")
+    g.add_argument("--max-images", type=positive_int, default=None,
+                   help="use at most this many training images (seeded pick)")
+    g.add_argument("--max-val-images", type=positive_int, default=512, help="validate on at most this many images")
     g.add_argument("--out", type=str, required=True, metavar="DIR", help="output directory")
     g.add_argument("--resume", action="store_true", help=f"continue from DIR/{CHECKPOINT_NAME}")
     g.add_argument("--device", type=str, default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     g.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
                    help="mixed precision on CUDA (auto: bf16 where supported, else fp16); CPU always fp32")
-    g.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps (and every epoch)")
-    g.add_argument("--stop-after-steps", type=int, default=None,
+    g.add_argument("--save-every", type=positive_int, default=200, help="checkpoint every N steps (and every epoch)")
+    g.add_argument("--stop-after-steps", type=positive_int, default=None,
                    help="debugging: checkpoint and stop after this global step, as if killed")
-    g.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in the main process")
+    g.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads in the main process")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
 

@@ -25,8 +25,9 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
+from .._argtypes import nonnegative_float, positive_float, positive_int, unit_float
 from ..color import normalize_l
-from ..datasets import DATASETS, IGNORE_INDEX, Augment, build_dataset, skip_stats
+from ..datasets import DATASETS, IGNORE_INDEX, Augment, build_dataset, check_usable, skip_stats
 from ..experts import DEFAULT_EXPERT_ARCH, Expert, create_expert, list_experts
 from ..modeling import WEIGHTS_NAME, sha256_file
 from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES, RoutingTable
@@ -61,10 +62,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--head", default="classification", choices=("classification", "regression"))
     g.add_argument("--loss", default="auto", choices=("auto", *LOSSES["classification"], *LOSSES["regression"]),
                    help="auto: soft_ce (classification) / mse (regression)")
-    g.add_argument("--rebalance-lambda", type=float, default=0.5,
+    g.add_argument("--rebalance-lambda", type=unit_float, default=0.5,
                    help="class rebalancing mix with uniform for soft_ce/ce (1 = no rebalancing)")
-    g.add_argument("--prior-images", type=int, default=500, help="training images used to estimate the ab bin prior")
-    g.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature stored in the expert")
+    g.add_argument("--prior-images", type=positive_int, default=500,
+                   help="training images used to estimate the ab bin prior")
+    g.add_argument("--temperature", type=positive_float, default=None,
+                   help="annealed-mean temperature stored in the expert")
     g.add_argument("--init-from", type=str, default=None, metavar="DIR",
                    help="fine-tune: start from a trained expert directory (e.g. a places expert); its arch, head "
                         "and ab bins replace --arch/--head, --init-encoder is ignored")
@@ -72,7 +75,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     d.add_argument("--dataset", nargs="+", default=["folder"], choices=DATASETS,
                    help="layout of each --root (one value applies to all roots)")
     d.add_argument("--root", nargs="+", required=True, help="dataset root(s); several roots train on their union")
-    d.add_argument("--root-weight", nargs="+", type=float, default=None, metavar="W",
+    d.add_argument("--root-weight", nargs="+", type=positive_float, default=None, metavar="W",
                    help="sampling weight of each --root's images (one per root): oversample a small root, e.g. "
                         "'--root faces people --root-weight 1 3'; epochs keep the union's length")
     d.add_argument("--route-labels", nargs="+", default=None, metavar="DIR",
@@ -80,13 +83,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "e.g. a segmentation teacher's: shared/data/segmentation/<domain>), or 'none' for a root "
                         "whose every pixel is this expert's. The loss then counts only the pixels routing sends to "
                         "this expert (its --classes; the default expert owns every class no other expert does)")
-    d.add_argument("--off-route-weight", type=float, default=0.0,
+    d.add_argument("--off-route-weight", type=unit_float, default=0.0,
                    help="with --route-labels: loss weight of pixels routed to other experts (0 = none, 1 = all count)")
     d.add_argument("--data-classes", nargs="*", default=None,
                    help="class filter of the data (Animals-10 classes, folder subfolders, Places365 categories)")
     d.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction for seeded splits")
     d.add_argument("--split-seed", type=int, default=0, help="seed of the seeded splits")
-    d.add_argument("--min-chroma", type=float, default=4.0, help="skip images whose mean chroma is below this")
+    d.add_argument("--min-chroma", type=nonnegative_float, default=4.0,
+                   help="skip images whose mean chroma is below this")
     add_common_args(p, resolution=128, batch_size=32, lr=1e-3)
     return p
 
@@ -337,6 +341,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--classes {unknown} are not VOC categories; choose from {list(VOC_CATEGORIES)}")
         args.classes = classes
         train_set, val_set = build_datasets(args)
+        check_usable(train_set)  # a root with no usable photo fails now, not inside a DataLoader worker
+        check_usable(val_set)
         draw_weights = sample_weights(args, train_set)
         torch.manual_seed(args.seed)
         if args.init_from:

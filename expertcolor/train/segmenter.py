@@ -31,8 +31,17 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from .._argtypes import positive_int, unit_float
 from ..color import rgb_to_lab
-from ..datasets import Augment, SegmentationPairs, find_pairs, seeded_split, shared_segmentation_pairs, skip_stats
+from ..datasets import (
+    Augment,
+    SegmentationPairs,
+    check_usable,
+    find_pairs,
+    seeded_split,
+    shared_segmentation_pairs,
+    skip_stats,
+)
 from ..datasets.base import rgb_uint8_to_tensor
 from ..datasets.segmentation import IGNORE_INDEX, SHARED_DOMAINS, SHARED_EXTRAS
 from ..modeling import WEIGHTS_NAME, sha256_file
@@ -79,13 +88,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     d.add_argument("--val-fraction", type=float, default=0.1)
     d.add_argument("--split-seed", type=int, default=0)
     d.add_argument("--no-mixed", action="store_true", help="do not evaluate on DATA/mixed (COCO ground truth)")
-    d.add_argument("--mixed-size", type=int, default=320, help="long side for the mixed/ evaluation")
+    d.add_argument("--mixed-size", type=positive_int, default=320, help="long side for the mixed/ evaluation")
     m = p.add_argument_group("model and loss")
     m.add_argument("--arch", default="fpn", help="smp architecture (default %(default)s)")
     m.add_argument("--encoder", default="mobilenet_v2", help="smp encoder (default %(default)s)")
-    m.add_argument("--mosaic", type=float, default=0.5,
+    m.add_argument("--mosaic", type=unit_float, default=0.5,
                    help="probability of a 2x2 mosaic training sample (several small subjects; default %(default)s)")
-    m.add_argument("--paste", type=float, default=0.0,
+    m.add_argument("--paste", type=unit_float, default=0.0,
                    help="probability of pasting 1-3 subjects cut out of other samples (by their labels) onto a "
                         "training sample, at 20-70%% of its side: whole people/animals inside scenes "
                         "(default %(default)s)")
@@ -318,6 +327,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         val_set = SegmentationPairs(val_pairs, args.resolution, Augment(enabled=False), args.seed,
                                     name="segmentation val")
         train_set = cap_dataset(train_set, args.max_images, args.seed)
+        check_usable(train_set)  # no usable photo fails now, not inside a DataLoader worker
+        check_usable(val_set)
         train_labels = [train_pairs[i][1] for i in (train_set.indices if isinstance(train_set, Subset)
                                                     else range(len(train_pairs)))]
         torch.manual_seed(args.seed)

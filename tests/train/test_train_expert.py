@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from expertcolor import Expert
@@ -131,8 +132,10 @@ def test_root_weight_oversamples_a_root(tiny_folder: Path, tmp_path: Path) -> No
     assert sample_weights(parse(), train) is None
     with pytest.raises(ValueError, match="one per root"):
         sample_weights(parse("--root-weight", "2"), train)
+    zero = parse("--root-weight", "1", "1")
+    zero.root_weight = [1.0, 0.0]  # what the command line refuses (a usage error), from code
     with pytest.raises(ValueError, match="positive"):
-        sample_weights(parse("--root-weight", "1", "0"), train)
+        sample_weights(zero, train)
     result = _run(_args(tiny_folder, tmp_path / "run", "--dataset", "folder", "--root", str(tiny_folder),
                         str(tiny_folder), "--root-weight", "1", "3", "--epochs", "1"))
     assert result["images_seen"] == 32  # the union's length per epoch (34 items, full batches of 4)
@@ -252,3 +255,36 @@ def test_backfill_tool_restores_rebalancing_weights(tiny_folder: Path, tmp_path:
     restored = load_file(str(weights_file))
     assert all(torch.equal(restored[k], v) for k, v in sd.items())  # the network itself is untouched
     assert tool.main([str(tmp_path / "nope")]) == 2
+
+
+def test_a_root_without_one_usable_photo_fails_before_training(tiny_folder: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    from expertcolor.cli import main as cli_main
+    from expertcolor.datasets import NoUsableImagesError
+
+    gray = tmp_path / "bw"
+    for split in ("train", "val"):
+        (gray / split).mkdir(parents=True)
+        for i in range(3):  # black-and-white photos and a broken file: nothing to learn colour from
+            v = np.full((40, 48), 40 * i + 30, np.uint8)
+            Image.fromarray(np.stack([v] * 3, axis=2)).save(gray / split / f"{i}.jpg")
+        (gray / split / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(NoUsableImagesError, match=r"bw.*none of the 4 images could be used"):
+        _run(_args(tiny_folder, tmp_path / "a", "--root", str(tiny_folder), str(gray)))
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+    # From the command line: one line naming the folder, exit status 2, no traceback.
+    assert cli_main(["train-expert", *_args(gray, tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "none of the 4 images could be used" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("option, value", [("--epochs", "0"), ("--batch-size", "-2"), ("--lr", "-1e-3"),
+                                           ("--lr", "nan"), ("--workers", "-1"), ("--resolution", "0"),
+                                           ("--rebalance-lambda", "1.5"), ("--root-weight", "-1")])
+def test_out_of_range_numbers_are_usage_errors(tiny_folder: Path, tmp_path: Path, option: str, value: str,
+                                               capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as e:
+        train_expert.get_args_parser().parse_args(["--root", str(tiny_folder), "--out", str(tmp_path),
+                                                   option, value])
+    assert e.value.code == 2
+    assert f"argument {option}: expected" in capsys.readouterr().err
