@@ -46,6 +46,7 @@ from . import metrics as M
 from .color import lab_to_rgb, lab_to_rgb_gamut
 from .colorizer import ColorizationResult, ExpertColorizer
 from .datasets import list_images as _list_images
+from .datasets.base import mean_chroma
 from .experts import Expert
 from .io import decode_inputs, encode_output, open_image
 from .merge import upsample_ab
@@ -394,6 +395,11 @@ def load_sample(path: Path, images_dir: Path, groups_dir: Path | None, band_widt
     return Sample(path.relative_to(images_dir).as_posix(), rgb, groups, M.rgb_to_lab(rgb), band)
 
 
+#: Photos whose mean ``max(R,G,B) - min(R,G,B)`` is below this (0..255) count as grayscale, the
+#: rule the training sets skip them by.
+GRAYSCALE_CHROMA = 4.0
+
+
 def evaluate(
     colorizer: ExpertColorizer,
     images_dir: str | os.PathLike,
@@ -427,7 +433,9 @@ def evaluate(
 
     Returns:
         ``{"images_dir", "groups_dir", "variants": [...], "aggregation": {...},
-        "results": {variant: {"overall", "groups", "boundary"}}, "per_image": {variant: {image: {...}}}}``.
+        "results": {variant: {"overall", "groups", "boundary"}}, "per_image": {variant: {image: {...}}},
+        "grayscale_photos": [image, ...]}``; the last lists the photos without colour (their metrics
+        reward no colour; :func:`to_markdown` warns about them).
 
     Raises:
         NotADirectoryError: if a folder is missing.
@@ -445,12 +453,18 @@ def evaluate(
     names = resolve_variants(variants, colorizer.experts, generalist is not None)
     runners = build_variants(colorizer, names, generalist, saturation, prior_correction)
     per_image: dict[str, dict[str, Any]] = {v: {} for v in names}
+    grayscale: list[str] = []
     for path in tqdm(paths, desc="evaluate", unit="img", disable=None if progress is None else not progress):
         s = load_sample(path, images_dir, groups_path, band_width)
+        if mean_chroma(Image.fromarray(s.rgb)) < GRAYSCALE_CHROMA:
+            grayscale.append(s.name)
         for v, run in runners.items():
             out = np.asarray(run(s.rgb))[..., :3]
             per_image[v][s.name] = image_metrics(out, s.rgb, s.groups, band_width, lab_gt=s.lab, band=s.band)
-    return build_report(per_image, images_dir, groups_path, repr(colorizer), band_width)
+    report = build_report(per_image, images_dir, groups_path, repr(colorizer), band_width)
+    # A black-and-white "ground truth" has no colour to compare with: it rewards no colour.
+    report["grayscale_photos"] = grayscale
+    return report
 
 
 def build_report(
@@ -625,6 +639,12 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         "| variant | images | PSNR ↑ | SSIM ↑ | ΔE00 ↓ | CF | CF (GT) | ΔCF | CF ratio |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    gray = report.get("grayscale_photos") or []
+    if gray:
+        n = len(next(iter(report.get("per_image", {}).values()), {})) or len(gray)
+        shown = ", ".join(f"`{g}`" for g in gray[:5]) + (", ..." if len(gray) > 5 else "")
+        lines[4:4] = [f"**Warning:** {len(gray)} of {n} photos are grayscale ({shown}): with no true colours to "
+                      "compare with, they reward no colour. Evaluate on colour photos.", ""]
     for v, r in res.items():
         o = r["overall"]
         lines.append(

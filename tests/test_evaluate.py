@@ -65,6 +65,18 @@ def test_gray_variant_is_the_chroma_only_difference(synthetic_set, tiny_colorize
     assert overall["cf_ratio"] == pytest.approx(0.0, abs=0.02)
 
 
+def test_grayscale_photos_are_listed_and_warned_about(synthetic_set, tiny_colorizer) -> None:
+    images, _ = synthetic_set
+    report = evaluate(tiny_colorizer, images, variants=["gray"], progress=False)
+    assert report["grayscale_photos"] == [] and "Warning" not in to_markdown(report)
+    bw = _photo(3).mean(axis=2).astype(np.uint8)
+    Image.fromarray(np.stack([bw] * 3, axis=2)).save(images / "old.png")  # a black-and-white "ground truth"
+    report = evaluate(tiny_colorizer, images, variants=["gray"], progress=False)
+    assert report["grayscale_photos"] == ["old.png"]
+    assert report["per_image"]["gray"]["old.png"]["ciede2000"] < 0.05  # why it misleads: no colour wins
+    assert "**Warning:** 1 of 4 photos are grayscale (`old.png`)" in to_markdown(report)
+
+
 def test_groups_and_boundary(synthetic_set, tiny_colorizer) -> None:
     images, groups = synthetic_set
     report = evaluate(tiny_colorizer, images, groups, variants=["gray"], progress=False)
