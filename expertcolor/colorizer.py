@@ -27,6 +27,10 @@ from .segmentation import DEFAULT_EXPERT, DEFAULT_ROUTES, RoutingTable, Segmente
 
 __all__ = ["ExpertColorizer", "ColorizationResult"]
 
+#: Full-resolution pixels finished at once (rows of about this many pixels per strip); 4 Mpx keeps
+#: a 24-Mpx photo's peak memory near its strip's, not the whole photo's.
+FINISH_STRIP_PIXELS = 1 << 22
+
 
 @dataclass
 class ColorizationResult:
@@ -281,12 +285,27 @@ class ExpertColorizer:
                 small = torch.cat([_resize(L, shape) for L in fulls])
                 out = self.predict_ab(small)
                 for j, i in enumerate(chunk):
-                    ab_small = out["ab"][j : j + 1] * saturation
-                    ab = upsample_ab(ab_small, small[j : j + 1], fulls[j], mode=self.upsample)
-                    rgb = lab_to_rgb_gamut(torch.cat([fulls[j], ab], dim=1))
+                    rgb = self._full_resolution_rgb(out["ab"][j : j + 1] * saturation, small[j : j + 1], fulls[j])
                     image = encode_output(rgb, images[i])
                     results[i] = self._details(image, small[j], out, j) if details else image
         return results
+
+    def _full_resolution_rgb(self, ab_small: torch.Tensor, L_small: torch.Tensor, L_full: torch.Tensor) -> torch.Tensor:
+        """Upsample ab, join it with the photo's own L and convert to sRGB ``(1, 3, H, W)``.
+
+        Large photos go in strips of rows: the full-resolution intermediates (ab, its guided model,
+        Lab, the gamut search) then never exist for the whole photo at once.
+        """
+        H, W = L_full.shape[-2:]
+        step = max(1, FINISH_STRIP_PIXELS // W)
+        if step >= H:
+            return lab_to_rgb_gamut(torch.cat([L_full, upsample_ab(ab_small, L_small, L_full, mode=self.upsample)], 1))
+        rgb = L_full.new_empty((1, 3, H, W))
+        for r0 in range(0, H, step):
+            r1 = min(H, r0 + step)
+            ab = upsample_ab(ab_small, L_small, L_full, mode=self.upsample, rows=(r0, r1))
+            rgb[..., r0:r1, :] = lab_to_rgb_gamut(torch.cat([L_full[..., r0:r1, :], ab], 1))
+        return rgb
 
     def predict_ab(self, L_small: torch.Tensor) -> dict[str, Any]:
         """Run segmentation, routing, the experts that receive pixels, and the merge.

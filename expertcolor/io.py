@@ -21,6 +21,8 @@ ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 # Modes PIL can turn into RGB without losing meaning; 16/32-bit integer modes are scaled by hand.
 _GRAY_INT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+# Pixels converted at once when decoding large photos (rows of about this many pixels).
+_STRIP_PIXELS = 1 << 22
 
 
 @dataclass
@@ -78,7 +80,9 @@ def _pil_to_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         return arr[..., :3], arr[..., 3]
     if img.mode != "RGB":
         img = img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
-    return np.asarray(img, dtype=np.float32) / 255.0, alpha
+    arr = np.array(img, dtype=np.float32)
+    arr /= 255.0  # in place: no second full-size float copy
+    return arr, alpha
 
 
 def _ndarray_to_float(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -111,10 +115,15 @@ def _ndarray_to_float(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, s
 
 
 def _rgb_to_L(rgb: np.ndarray) -> torch.Tensor:
-    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ValueError(f"image is empty: size {rgb.shape[1]}x{rgb.shape[0]}")
-    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
-    return rgb_to_l(t).float()
+    H, W = rgb.shape[:2]
+    if H == 0 or W == 0:
+        raise ValueError(f"image is empty: size {W}x{H}")
+    t = torch.from_numpy(np.ascontiguousarray(rgb))
+    L = torch.empty((1, 1, H, W), dtype=torch.float32)
+    step = max(1, _STRIP_PIXELS // W)  # in strips: the conversion's temporaries stay strip-sized
+    for r0 in range(0, H, step):
+        L[0, :, r0 : r0 + step] = rgb_to_l(t[r0 : r0 + step].permute(2, 0, 1)).float()
+    return L
 
 
 def _decode_tensor(t: torch.Tensor) -> list[DecodedImage]:
@@ -180,12 +189,13 @@ def encode_output(rgb: torch.Tensor, decoded: DecodedImage) -> Any:
     """
     if decoded.kind == "tensor":
         return rgb[0].to(decoded.device)
-    arr = rgb[0].permute(1, 2, 0).cpu().numpy()
     if decoded.kind == "float":
+        arr = rgb[0].permute(1, 2, 0).cpu().numpy()
         if decoded.alpha is not None:
             arr = np.concatenate([arr, decoded.alpha[..., None]], axis=2)
         return arr.astype(np.float32)
-    u8 = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+    # Round in torch, then convert: one float temporary instead of three for a large photo.
+    u8 = (rgb[0] * 255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
     if decoded.alpha is not None:
         a8 = np.clip(np.rint(decoded.alpha * 255.0), 0, 255).astype(np.uint8)
         u8 = np.concatenate([u8, a8[..., None]], axis=2)

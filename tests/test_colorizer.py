@@ -147,6 +147,21 @@ def test_odd_sizes_and_large_images_downscale(tiny_colorizer):
     assert tiny_colorizer.working_shape(10, 20) == (10, 20)
 
 
+def test_large_photos_are_decoded_and_finished_in_strips_with_the_same_result(tiny_colorizer, monkeypatch):
+    import expertcolor.colorizer as colorizer_module
+    import expertcolor.io as io_module
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 255, (301, 517, 3), dtype=np.uint8)
+    whole = tiny_colorizer.colorize(img / 255.0)
+    # Strips of 1000 pixels: 1 row of this photo at a time, both when decoding and when finishing.
+    monkeypatch.setattr(io_module, "_STRIP_PIXELS", 1000)
+    monkeypatch.setattr(colorizer_module, "FINISH_STRIP_PIXELS", 1000)
+    strips = tiny_colorizer.colorize(img / 255.0)
+    assert np.abs(strips - whole).max() < 1e-4
+    assert np.abs(lab_of(tiny_colorizer.colorize(img))[..., 0] - lab_of(img)[..., 0]).max() <= 1.0  # L kept
+
+
 def test_details(tiny_colorizer, rgb_image):
     r = tiny_colorizer.colorize(rgb_image, return_details=True)
     h, w = rgb_image.shape[:2]

@@ -1,6 +1,6 @@
 """Merging: per-expert soft weights from routing probabilities, and blending of ab maps."""
 
-from .filters import box_filter, guided_filter, guided_upsample
+from .filters import box_filter, guided_coefficients, guided_filter, guided_upsample, resize_rows
 from .strategies import (
     FeatherMerge,
     GuidedMerge,
@@ -28,4 +28,6 @@ __all__ = [
     "box_filter",
     "guided_filter",
     "guided_upsample",
+    "guided_coefficients",
+    "resize_rows",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["box_filter", "guided_filter", "guided_upsample"]
+__all__ = ["box_filter", "guided_coefficients", "guided_filter", "guided_upsample", "resize_rows"]
 
 
 def box_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -27,7 +27,10 @@ def box_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
     return F.avg_pool2d(x, (k, 1), stride=1)
 
 
-def _coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def guided_coefficients(
+    guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The guided filter's smoothed linear model ``(a, b)``, each ``(B, C, H, W)``: output ``a * guide + b``."""
     mean_i = box_filter(guide, radius)
     mean_p = box_filter(src, radius)
     cov_ip = box_filter(guide * src, radius) - mean_i * mean_p
@@ -50,8 +53,37 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: floa
         Filtered ``src``, shape ``(B, C, H, W)``. The filter is linear in ``src``, and a
         constant ``src`` comes back unchanged.
     """
-    a, b = _coefficients(guide, src, radius, eps)
+    a, b = guided_coefficients(guide, src, radius, eps)
     return a * guide + b
+
+
+def resize_rows(x: torch.Tensor, size: tuple[int, int], rows: tuple[int, int] | None = None) -> torch.Tensor:
+    """Bilinear resize (``align_corners=False``), or only output rows ``r0:r1`` of it.
+
+    Rows are interpolated from the width-resized input with the weights ``F.interpolate`` uses, so a
+    large photo finished strip by strip matches the whole-image resize (to float rounding) without
+    ever holding all of it.
+
+    Args:
+        x: shape ``(B, C, h, w)``.
+        size: full output size ``(H, W)``.
+        rows: ``(r0, r1)`` with ``0 <= r0 < r1 <= H``; ``None``: all rows.
+
+    Returns:
+        Shape ``(B, C, r1 - r0, W)`` (``(B, C, H, W)`` for all rows).
+    """
+    if rows is None:
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    (H, W), (r0, r1) = size, rows
+    if not 0 <= r0 < r1 <= H:
+        raise ValueError(f"rows must satisfy 0 <= r0 < r1 <= {H}, got {rows}")
+    h = x.shape[-2]
+    x = F.interpolate(x, size=(h, W), mode="bilinear", align_corners=False)  # width only
+    src = ((torch.arange(r0, r1, device=x.device, dtype=torch.float64) + 0.5) * (h / H) - 0.5).clamp(min=0)
+    y0 = src.floor().long().clamp(max=h - 1)
+    y1 = (y0 + 1).clamp(max=h - 1)
+    w = (src - y0).to(x.dtype).view(1, 1, -1, 1)
+    return x[..., y0, :] * (1 - w) + x[..., y1, :] * w
 
 
 def guided_upsample(
@@ -70,8 +102,6 @@ def guided_upsample(
     Returns:
         Upsampled ``src``, shape ``(B, C, H, W)``.
     """
-    a, b = _coefficients(guide_small, src_small, radius, eps)
-    size = guide_full.shape[-2:]
-    a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
-    b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
-    return a * guide_full + b
+    a, b = guided_coefficients(guide_small, src_small, radius, eps)
+    size = tuple(guide_full.shape[-2:])
+    return resize_rows(a, size) * guide_full + resize_rows(b, size)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .filters import box_filter, guided_filter, guided_upsample
+from .filters import box_filter, guided_coefficients, guided_filter, guided_upsample, resize_rows
 
 __all__ = [
     "MergeStrategy",
@@ -187,6 +187,7 @@ def upsample_ab(
     mode: str = "guided",
     radius: int = 2,
     eps: float = 1e-3,
+    rows: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Bring chroma from working resolution to the photo's full resolution.
 
@@ -195,14 +196,20 @@ def upsample_ab(
         L_small: ``(B, 1, h, w)`` in ``[0, 100]``.
         L_full: ``(B, 1, H, W)`` in ``[0, 100]``.
         mode: ``"guided"`` (chroma edges follow full-resolution L) or ``"bilinear"``.
+        rows: only full-resolution rows ``(r0, r1)``, so large photos can be finished in strips;
+            ``None``: all rows.
 
     Returns:
-        ab, shape ``(B, 2, H, W)``.
+        ab, shape ``(B, 2, H, W)`` (``(B, 2, r1 - r0, W)`` with ``rows``).
     """
-    if ab_small.shape[-2:] == L_full.shape[-2:]:
-        return ab_small
+    if mode not in ("guided", "bilinear"):
+        raise ValueError(f"unknown upsample mode {mode!r}; choose 'guided' or 'bilinear'")
+    size = tuple(L_full.shape[-2:])
+    if ab_small.shape[-2:] == size:
+        return ab_small if rows is None else ab_small[..., rows[0] : rows[1], :]
     if mode == "bilinear":
-        return F.interpolate(ab_small, size=L_full.shape[-2:], mode="bilinear", align_corners=False)
-    if mode == "guided":
+        return resize_rows(ab_small, size, rows)
+    if rows is None:
         return guided_upsample(L_small / 100.0, ab_small, L_full / 100.0, radius, eps)
-    raise ValueError(f"unknown upsample mode {mode!r}; choose 'guided' or 'bilinear'")
+    a, b = guided_coefficients(L_small / 100.0, ab_small, radius, eps)
+    return resize_rows(a, size, rows) * (L_full[..., rows[0] : rows[1], :] / 100.0) + resize_rows(b, size, rows)

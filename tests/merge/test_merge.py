@@ -10,6 +10,7 @@ from expertcolor.merge import (
     guided_filter,
     list_merges,
     normalize_weights,
+    resize_rows,
     upsample_ab,
 )
 
@@ -112,3 +113,27 @@ def test_upsample_ab_modes():
         assert torch.allclose(up, torch.full_like(up, 5.0), atol=1e-3)
     with pytest.raises(ValueError, match="upsample mode"):
         upsample_ab(ab, L_small, L_full, mode="nearest")
+
+
+@pytest.mark.parametrize("mode", ["guided", "bilinear"])
+def test_upsampling_in_strips_matches_the_whole_image(mode):
+    torch.manual_seed(0)
+    ab, L_small = torch.randn(1, 2, 9, 13) * 30, torch.rand(1, 1, 9, 13) * 100
+    L_full = torch.rand(1, 1, 61, 83) * 100
+    whole = upsample_ab(ab, L_small, L_full, mode=mode)
+    for step in (1, 7, 60):  # strips of 1, 7 and 60 rows, the last one short
+        strips = torch.cat([upsample_ab(ab, L_small, L_full, mode=mode, rows=(r, min(61, r + step)))
+                            for r in range(0, 61, step)], dim=2)
+        assert torch.allclose(strips, whole, atol=1e-4)
+
+
+def test_resize_rows_is_torch_bilinear_row_by_row():
+    x = torch.randn(2, 3, 5, 7)
+    ref = torch.nn.functional.interpolate(x, size=(23, 17), mode="bilinear", align_corners=False)
+    assert torch.allclose(resize_rows(x, (23, 17)), ref)
+    assert torch.allclose(resize_rows(x, (23, 17), rows=(4, 11)), ref[..., 4:11, :], atol=1e-5)
+    assert torch.allclose(resize_rows(x, (3, 17), rows=(0, 3)),  # downscaling too
+                          torch.nn.functional.interpolate(x, size=(3, 17), mode="bilinear", align_corners=False),
+                          atol=1e-5)
+    with pytest.raises(ValueError, match="rows"):
+        resize_rows(x, (23, 17), rows=(5, 5))
