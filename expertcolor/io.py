@@ -118,11 +118,17 @@ def _rgb_to_L(rgb: np.ndarray) -> torch.Tensor:
     H, W = rgb.shape[:2]
     if H == 0 or W == 0:
         raise ValueError(f"image is empty: size {W}x{H}")
-    t = torch.from_numpy(np.ascontiguousarray(rgb))
+    return _chw_to_L(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1))
+
+
+def _chw_to_L(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB ``(3, H, W)`` in ``[0, 1]`` -> L ``(1, 1, H, W)`` float32, in strips of rows so the
+    conversion's temporaries stay strip-sized for large photos."""
+    H, W = rgb.shape[-2:]
     L = torch.empty((1, 1, H, W), dtype=torch.float32)
-    step = max(1, _STRIP_PIXELS // W)  # in strips: the conversion's temporaries stay strip-sized
+    step = max(1, _STRIP_PIXELS // W)
     for r0 in range(0, H, step):
-        L[0, :, r0 : r0 + step] = rgb_to_l(t[r0 : r0 + step].permute(2, 0, 1)).float()
+        L[0, :, r0 : r0 + step] = rgb_to_l(rgb[:, r0 : r0 + step]).float()
     return L
 
 
@@ -146,8 +152,8 @@ def _decode_tensor(t: torch.Tensor) -> list[DecodedImage]:
         raise TypeError(f"unsupported tensor dtype {t.dtype}; use float in [0, 1] or uint8")
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
-    L = rgb_to_l(x.detach().cpu())
-    return [DecodedImage(L[i : i + 1], None, "tensor", device) for i in range(L.shape[0])]
+    x = x.detach().cpu()
+    return [DecodedImage(_chw_to_L(x[i]), None, "tensor", device) for i in range(x.shape[0])]
 
 
 def decode_inputs(image: ImageInput) -> list[DecodedImage]:

@@ -153,12 +153,14 @@ def test_large_photos_are_decoded_and_finished_in_strips_with_the_same_result(ti
 
     rng = np.random.default_rng(3)
     img = rng.integers(0, 255, (301, 517, 3), dtype=np.uint8)
-    whole = tiny_colorizer.colorize(img / 255.0)
-    # Strips of 1000 pixels: 1 row of this photo at a time, both when decoding and when finishing.
-    monkeypatch.setattr(io_module, "_STRIP_PIXELS", 1000)
-    monkeypatch.setattr(colorizer_module, "FINISH_STRIP_PIXELS", 1000)
-    strips = tiny_colorizer.colorize(img / 255.0)
+    batch = torch.from_numpy(img / 255.0).float().permute(2, 0, 1)[None].repeat(2, 1, 1, 1)
+    whole, whole_t = tiny_colorizer.colorize(img / 255.0), tiny_colorizer.colorize(batch)
+    # Strips of 10 000 pixels: 19 rows of this photo at a time (the last 16), decoding and finishing.
+    monkeypatch.setattr(io_module, "_STRIP_PIXELS", 10_000)
+    monkeypatch.setattr(colorizer_module, "FINISH_STRIP_PIXELS", 10_000)
+    strips, strips_t = tiny_colorizer.colorize(img / 255.0), tiny_colorizer.colorize(batch)
     assert np.abs(strips - whole).max() < 1e-4
+    assert strips_t.shape == (2, 3, 301, 517) and torch.allclose(strips_t, whole_t, atol=1e-4)
     assert np.abs(lab_of(tiny_colorizer.colorize(img))[..., 0] - lab_of(img)[..., 0]).max() <= 1.0  # L kept
 
 
