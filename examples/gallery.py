@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from expertcolor import ExpertColorizer, WeightsNotFoundError
 from expertcolor import metrics as M
+from expertcolor.argtypes import positive_int, unit_float
 from expertcolor.color import lab_to_rgb
 from expertcolor.evaluate import expert_rgb, label_font, list_images, percent, resize_L, routing_overlay
 from expertcolor.io import decode_inputs, open_image
@@ -248,11 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=Path, help="folder of photos (default: photos bundled with scikit-image)")
     p.add_argument("--model", type=Path, help="model directory (default: the embedded default weights)")
     p.add_argument("--out", type=Path, default=Path("gallery"), help="output folder (default: gallery/)")
-    p.add_argument("--max-images", type=int, help="only the first N photos")
-    p.add_argument("--working-size", type=int, help="long side at which the networks run")
-    p.add_argument("--display-size", type=int, default=512, help="long side of the gallery images (default 512)")
+    p.add_argument("--max-images", type=positive_int, help="only the first N photos")
+    p.add_argument("--working-size", type=positive_int, help="long side at which the networks run")
+    p.add_argument("--display-size", type=positive_int, default=512,
+                   help="long side of the gallery images (default 512)")
     p.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
-    p.add_argument("--prior-correction", type=float, metavar="A",
+    p.add_argument("--prior-correction", type=unit_float, metavar="A",
                    help="0 vivid as trained ... 1 calibrated, more neutral colours (default: as saved)")
     return p
 

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from PIL import Image
 
 from . import __version__
-from ._argtypes import positive_int, unit_float
+from .argtypes import nonnegative_float, nonnegative_int, positive_int, unit_float
 
 __all__ = ["main", "build_parser", "collect_inputs", "output_path", "rgb_icc", "save_image", "prefetch"]
 
@@ -297,8 +297,6 @@ def _colorize_batch(colorizer: Any, images: list[Image.Image], details: bool, sa
 def _cmd_colorize(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    if args.saturation < 0:
-        raise UserError("--saturation must be >= 0")
     out_dir = Path(args.output)
     files, skipped = collect_inputs(args.inputs, exclude=out_dir)
     if not files:
@@ -495,8 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, globs or folders (recursive)")
     c.add_argument("-o", "--output", default="colorized", metavar="OUTDIR", help="output folder (default: colorized)")
     _add_model_args(c)
-    c.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding threads (0: none)")
-    c.add_argument("--saturation", type=float, default=1.0, help="chroma multiplier (default 1)")
+    c.add_argument("--workers", type=nonnegative_int, default=min(4, os.cpu_count() or 1),
+                   help="decoding threads (0: none)")
+    c.add_argument("--saturation", type=nonnegative_float, default=1.0, help="chroma multiplier (default 1)")
     c.add_argument("--details", action="store_true", help="also write the routing map and each expert's output")
     c.set_defaults(func=_cmd_colorize)
 
@@ -514,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="evaluation", metavar="DIR", help="where report.json/report.md go")
     e.add_argument("--band-width", type=positive_int, default=8, help="boundary band half-width in pixels")
     e.add_argument("--max-images", type=positive_int, help="only the first N photos")
-    e.add_argument("--saturation", type=float, default=1.0, help="chroma multiplier (default 1)")
+    e.add_argument("--saturation", type=nonnegative_float, default=1.0, help="chroma multiplier (default 1)")
     e.add_argument("--teacher", metavar="DIR", help="reference VOC label maps to score routing against (with --groups)")
     e.add_argument("--voc", metavar="DIR", help="VOC-21 ground truth for the segmenter's VOC mIoU (with --groups)")
     e.set_defaults(func=_cmd_evaluate)

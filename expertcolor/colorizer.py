@@ -252,8 +252,8 @@ class ExpertColorizer:
         Raises:
             FileNotFoundError, ValueError, TypeError: for missing, unreadable or malformed inputs.
         """
-        if saturation < 0:
-            raise ValueError(f"saturation must be >= 0, got {saturation}")
+        if not saturation >= 0 or saturation == float("inf"):  # also refuses nan
+            raise ValueError(f"saturation must be a finite number >= 0, got {saturation}")
         is_list = isinstance(images, (list, tuple))
         items = list(images) if is_list else [images]
         if is_list and not items:

@@ -129,6 +129,9 @@ def test_usage_errors(tmp_path, capsys, tiny_model_dir) -> None:
     img = str(tmp_path / "img.png")
     rc, _, err = _run(["colorize", img, "--model", str(tiny_model_dir), "--device", "gpu7"], capsys)
     assert rc == 2 and "--device" in err
+    for option, value in (("--saturation", "nan"), ("--saturation", "-1"), ("--workers", "-1")):
+        rc, _, err = _run(["colorize", img, "--model", str(tiny_model_dir), option, value], capsys)
+        assert rc == 2 and f"argument {option}: expected" in err
     rc, out, _ = _run(["--version"], capsys)
     assert rc == 0 and __version__ in out
 

@@ -133,8 +133,9 @@ def test_bad_inputs(tmp_path, tiny_colorizer):
         tiny_colorizer.colorize(Image.new("RGB", (0, 0)))
     with pytest.raises(TypeError, match="unsupported image type"):
         tiny_colorizer.colorize(42)
-    with pytest.raises(ValueError, match="saturation"):
-        tiny_colorizer.colorize(np.zeros((4, 4), np.uint8), saturation=-1)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="saturation"):
+            tiny_colorizer.colorize(np.zeros((4, 4), np.uint8), saturation=bad)
 
 
 def test_odd_sizes_and_large_images_downscale(tiny_colorizer):

@@ -26,6 +26,7 @@ from paired_bootstrap import paired_bootstrap, per_photo  # noqa: E402
 from tune_decoding import link_validation_photos  # noqa: E402
 
 from expertcolor import ExpertColorizer  # noqa: E402
+from expertcolor.argtypes import positive_int  # noqa: E402
 from expertcolor.evaluate import evaluate, write_report  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--generalist", default=None, help="generalist expert directory (default: the bundled one)")
     p.add_argument("--data", required=True, type=Path, help="the shared data folder")
     p.add_argument("--out", required=True, type=Path, help="new folder for the reports")
-    p.add_argument("--n", type=int, default=200, help="validation photos per domain")
+    p.add_argument("--n", type=positive_int, default=200, help="validation photos per domain")
     p.add_argument("--experts", nargs="+", default=None, help="only these experts (default: all in the model)")
     p.add_argument("--device", default="cpu")
     return p

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from expertcolor import ExpertColorizer
 from expertcolor import evaluate as E
+from expertcolor.argtypes import positive_int
 from expertcolor.segmentation import Segmenter
 
 
@@ -77,8 +78,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=Path, required=True, help="colour photos")
     p.add_argument("--groups", type=Path, required=True, help="group masks <name>.png (0/1/2/3, 255 ignore)")
     p.add_argument("--out", type=Path, required=True, help="where report.json/report.md go")
-    p.add_argument("--band-width", type=int, default=8)
-    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--band-width", type=positive_int, default=8)
+    p.add_argument("--max-images", type=positive_int, default=None)
     return p
 
 

@@ -35,7 +35,7 @@ import torch.distributed as tdist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._argtypes import nonnegative_float, nonnegative_int, positive_int
+from ..argtypes import nonnegative_float, nonnegative_int, positive_int
 from ..datasets import set_epoch, skip_stats
 from ..modeling import atomic_write, write_json
 

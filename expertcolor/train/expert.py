@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from .._argtypes import nonnegative_float, positive_float, positive_int, unit_float
+from ..argtypes import nonnegative_float, positive_float, positive_int, unit_float
 from ..color import normalize_l
 from ..datasets import DATASETS, IGNORE_INDEX, Augment, build_dataset, check_usable, skip_stats
 from ..experts import DEFAULT_EXPERT_ARCH, Expert, create_expert, list_experts

@@ -31,7 +31,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .._argtypes import positive_int, unit_float
+from ..argtypes import positive_int, unit_float
 from ..color import rgb_to_lab
 from ..datasets import (
     Augment,

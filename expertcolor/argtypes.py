@@ -1,4 +1,7 @@
-"""``argparse`` types that reject out-of-range numbers with a usage error naming the value."""
+"""``argparse`` types that reject out-of-range numbers with a usage error naming the value.
+
+Shared by the command line, the training scripts and the example and tool scripts.
+"""
 
 from __future__ import annotations
 
