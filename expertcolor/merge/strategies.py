@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .filters import box_filter, guided_coefficients, guided_filter, guided_upsample, resize_rows
+from .filters import box_filter, guided_coefficients, guided_filter, resize_rows
 
 __all__ = [
     "MergeStrategy",
@@ -209,7 +209,7 @@ def upsample_ab(
         return ab_small if rows is None else ab_small[..., rows[0] : rows[1], :]
     if mode == "bilinear":
         return resize_rows(ab_small, size, rows)
-    if rows is None:
-        return guided_upsample(L_small / 100.0, ab_small, L_full / 100.0, radius, eps)
+    # Guided upsampling (filters.guided_upsample), applied to the requested rows of the guide only.
     a, b = guided_coefficients(L_small / 100.0, ab_small, radius, eps)
-    return resize_rows(a, size, rows) * (L_full[..., rows[0] : rows[1], :] / 100.0) + resize_rows(b, size, rows)
+    guide = L_full if rows is None else L_full[..., rows[0] : rows[1], :]
+    return resize_rows(a, size, rows) * (guide / 100.0) + resize_rows(b, size, rows)
