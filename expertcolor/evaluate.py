@@ -46,7 +46,7 @@ from . import metrics as M
 from .color import lab_to_rgb, lab_to_rgb_gamut
 from .colorizer import ColorizationResult, ExpertColorizer
 from .datasets import list_images as _list_images
-from .datasets.base import mean_chroma
+from .datasets.base import MIN_CHROMA, mean_chroma
 from .experts import Expert
 from .io import decode_inputs, encode_output, open_image
 from .merge import upsample_ab
@@ -395,11 +395,6 @@ def load_sample(path: Path, images_dir: Path, groups_dir: Path | None, band_widt
     return Sample(path.relative_to(images_dir).as_posix(), rgb, groups, M.rgb_to_lab(rgb), band)
 
 
-#: Photos whose mean ``max(R,G,B) - min(R,G,B)`` is below this (0..255) count as grayscale, the
-#: rule the training sets skip them by.
-GRAYSCALE_CHROMA = 4.0
-
-
 def evaluate(
     colorizer: ExpertColorizer,
     images_dir: str | os.PathLike,
@@ -456,7 +451,7 @@ def evaluate(
     grayscale: list[str] = []
     for path in tqdm(paths, desc="evaluate", unit="img", disable=None if progress is None else not progress):
         s = load_sample(path, images_dir, groups_path, band_width)
-        if mean_chroma(Image.fromarray(s.rgb)) < GRAYSCALE_CHROMA:
+        if mean_chroma(Image.fromarray(s.rgb)) < MIN_CHROMA:  # the rule training skips them by
             grayscale.append(s.name)
         for v, run in runners.items():
             out = np.asarray(run(s.rgb))[..., :3]

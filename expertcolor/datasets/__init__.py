@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .animals10 import ANIMALS10_CLASSES, Animals10
 from .base import (
+    MIN_CHROMA,
     Augment,
     ImageDataset,
     LabDataset,
@@ -40,6 +41,7 @@ __all__ = [
     "ImageDataset",
     "LabDataset",
     "LabelMapError",
+    "MIN_CHROMA",
     "NoUsableImagesError",
     "check_usable",
     "CelebA",
@@ -70,7 +72,7 @@ def build_dataset(
     augment: Augment | None = None,
     seed: int = 0,
     classes: Sequence[str] | None = None,
-    min_chroma: float = 4.0,
+    min_chroma: float = MIN_CHROMA,
     val_fraction: float = 0.1,
     split_seed: int = 0,
 ) -> LabDataset:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import Augment, LabDataset, list_images, seeded_split
+from .base import MIN_CHROMA, Augment, LabDataset, list_images, seeded_split
 
 __all__ = ["Animals10", "ANIMALS10_CLASSES"]
 
@@ -53,7 +53,7 @@ class Animals10(LabDataset):
         resolution: int = 128,
         augment: Augment | None = None,
         seed: int = 0,
-        min_chroma: float = 4.0,
+        min_chroma: float = MIN_CHROMA,
     ) -> None:
         root = Path(root)
         base = root / "raw-img" if (root / "raw-img").is_dir() else root

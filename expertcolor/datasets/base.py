@@ -169,6 +169,10 @@ def _exif_transposes(im: Image.Image) -> bool:
         return False
 
 
+#: Photos whose :func:`mean_chroma` is below this are grayscale: training skips them, evaluation warns.
+MIN_CHROMA = 4.0
+
+
 def mean_chroma(img: Image.Image) -> float:
     """Mean over pixels of ``max(R,G,B) - min(R,G,B)`` (0..255), on a <=64 px thumbnail."""
     small = img if max(img.size) <= 96 else img.resize((64, 64), Image.BILINEAR)
@@ -320,7 +324,7 @@ class LabDataset(ImageDataset):
         resolution: int = 128,
         augment: Augment | None = None,
         seed: int = 0,
-        min_chroma: float = 4.0,
+        min_chroma: float = MIN_CHROMA,
         name: str = "images",
     ) -> None:
         super().__init__(samples, resolution, augment, seed, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import Augment, LabDataset
+from .base import MIN_CHROMA, Augment, LabDataset
 
 __all__ = ["CelebA", "CELEBA_SPLITS"]
 
@@ -58,7 +58,7 @@ class CelebA(LabDataset):
         resolution: int = 128,
         augment: Augment | None = None,
         seed: int = 0,
-        min_chroma: float = 4.0,
+        min_chroma: float = MIN_CHROMA,
     ) -> None:
         if split not in CELEBA_SPLITS:
             raise ValueError(f"CelebA split must be one of {sorted(CELEBA_SPLITS)}, got {split!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import Augment, LabDataset, Sample
+from .base import MIN_CHROMA, Augment, LabDataset, Sample
 
 __all__ = ["CUB200"]
 
@@ -60,7 +60,7 @@ class CUB200(LabDataset):
         resolution: int = 128,
         augment: Augment | None = None,
         seed: int = 0,
-        min_chroma: float = 4.0,
+        min_chroma: float = MIN_CHROMA,
         crop_boxes: bool = True,
         box_margin: float = 0.15,
     ) -> None:

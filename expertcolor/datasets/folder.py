@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import Augment, LabDataset, list_images, seeded_split
+from .base import MIN_CHROMA, Augment, LabDataset, list_images, seeded_split
 
 __all__ = ["ImageFolder", "split_dir"]
 
@@ -52,7 +52,7 @@ class ImageFolder(LabDataset):
         resolution: int = 128,
         augment: Augment | None = None,
         seed: int = 0,
-        min_chroma: float = 4.0,
+        min_chroma: float = MIN_CHROMA,
     ) -> None:
         root = Path(root)
         if not root.is_dir():

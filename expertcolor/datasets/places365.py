@@ -20,7 +20,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import Augment, LabDataset
+from .base import MIN_CHROMA, Augment, LabDataset
 
 __all__ = ["Places365"]
 
@@ -113,7 +113,7 @@ class Places365(LabDataset):
         resolution: int = 128,
         augment: Augment | None = None,
         seed: int = 0,
-        min_chroma: float = 4.0,
+        min_chroma: float = MIN_CHROMA,
     ) -> None:
         if split not in ("train", "val", "test"):
             raise ValueError(f"Places365 split must be 'train' or 'val', got {split!r}")

@@ -27,7 +27,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ..argtypes import nonnegative_float, positive_float, positive_int, unit_float
 from ..color import normalize_l
-from ..datasets import DATASETS, IGNORE_INDEX, Augment, build_dataset, check_usable, skip_stats
+from ..datasets import DATASETS, IGNORE_INDEX, MIN_CHROMA, Augment, build_dataset, check_usable, skip_stats
 from ..experts import DEFAULT_EXPERT_ARCH, Expert, create_expert, list_experts
 from ..modeling import WEIGHTS_NAME, sha256_file
 from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES, RoutingTable
@@ -89,7 +89,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="class filter of the data (Animals-10 classes, folder subfolders, Places365 categories)")
     d.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction for seeded splits")
     d.add_argument("--split-seed", type=int, default=0, help="seed of the seeded splits")
-    d.add_argument("--min-chroma", type=nonnegative_float, default=4.0,
+    d.add_argument("--min-chroma", type=nonnegative_float, default=MIN_CHROMA,
                    help="skip images whose mean chroma is below this")
     add_common_args(p, resolution=128, batch_size=32, lr=1e-3)
     return p
