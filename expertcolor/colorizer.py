@@ -6,6 +6,7 @@ It holds no colour maths, routing rule or network code of its own (see ``color``
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -252,7 +253,7 @@ class ExpertColorizer:
         Raises:
             FileNotFoundError, ValueError, TypeError: for missing, unreadable or malformed inputs.
         """
-        if not saturation >= 0 or saturation == float("inf"):  # also refuses nan
+        if not math.isfinite(saturation) or saturation < 0:
             raise ValueError(f"saturation must be a finite number >= 0, got {saturation}")
         is_list = isinstance(images, (list, tuple))
         items = list(images) if is_list else [images]

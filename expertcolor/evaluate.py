@@ -636,7 +636,7 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     ]
     gray = report.get("grayscale_photos") or []
     if gray:
-        n = len(next(iter(report.get("per_image", {}).values()), {})) or len(gray)
+        n = next(iter(res.values()))["overall"]["images"]
         shown = ", ".join(f"`{g}`" for g in gray[:5]) + (", ..." if len(gray) > 5 else "")
         lines[4:4] = [f"**Warning:** {len(gray)} of {n} photos are grayscale ({shown}): with no true colours to "
                       "compare with, they reward no colour. Evaluate on colour photos.", ""]

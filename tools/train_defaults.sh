@@ -186,14 +186,13 @@ done
 [ -d "$R/indom_faces_u4_s0" ] || python tools/in_domain.py --model "$R/model_faces_u4_s0" \
     --generalist expertcolor/pretrained/generalist --data "$D" --experts faces --out "$R/indom_faces_u4_s0"
 # Ninth round (ablation, not shipped): does the ImageNet encoder initialisation help? The same short
-# runs with and without --init-encoder (run() adds it through common; the scratch runs bypass run()).
-scratch=(--workers 1 --threads 2 --no-progress --resume)
-run faces_init expertcolor train-expert --name faces --dataset folder --root "$D/faces" --epochs 5
-[ -f "$R/faces_scratch/done" ] || { expertcolor train-expert --name faces --dataset folder --root "$D/faces" \
-    --epochs 5 "${scratch[@]}" --out "$R/faces_scratch" > "$R/faces_scratch.log" 2>&1 && touch "$R/faces_scratch/done"; }
-run seg_init expertcolor train-segmenter --data "$D" --epochs 1 --mosaic 0
-[ -f "$R/seg_scratch/done" ] || { expertcolor train-segmenter --data "$D" --epochs 1 --mosaic 0 "${scratch[@]}" \
-    --out "$R/seg_scratch" > "$R/seg_scratch.log" 2>&1 && touch "$R/seg_scratch/done"; }
+# runs with and without --init-encoder (run() adds it through common; run_scratch() leaves it out).
+run_scratch() {  # run() without the --init-encoder pair at the head of common
+  local saved=("${common[@]}"); common=("${common[@]:2}"); run "$@"; common=("${saved[@]}"); }
+run         faces_init    expertcolor train-expert --name faces --dataset folder --root "$D/faces" --epochs 5
+run_scratch faces_scratch expertcolor train-expert --name faces --dataset folder --root "$D/faces" --epochs 5
+run         seg_init      expertcolor train-segmenter --data "$D" --epochs 1 --mosaic 0
+run_scratch seg_scratch   expertcolor train-segmenter --data "$D" --epochs 1 --mosaic 0
 for v in init scratch; do
   ship_model "$R/model_faces_$v" "$R/faces_$v/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_u2g/expert"
   [ -d "$R/indom_faces_$v" ] || python tools/in_domain.py --model "$R/model_faces_$v" --data "$D" --experts faces \
