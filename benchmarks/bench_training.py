@@ -46,9 +46,7 @@ def bench(root: Path, device: str, args: argparse.Namespace) -> float:
     dev = torch.device(device)
     ds = ImageFolder(root, "train", val_fraction=0.0, resolution=args.resolution)
     torch.manual_seed(0)
-    expert = create_expert().to(dev)
-    if dev.type == "cuda":
-        expert = expert.to(memory_format=torch.channels_last)
+    expert = create_expert().to(dev).to(memory_format=torch.channels_last)  # as the Trainer does
     expert.train()
     loss_fn = SoftEncodedCELoss(expert.bin_centers.cpu()).to(dev)
     opt = torch.optim.AdamW(expert.parameters(), lr=1e-3)
@@ -68,7 +66,8 @@ def bench(root: Path, device: str, args: argparse.Namespace) -> float:
             if t0 is not None and step > args.warmup:
                 rates.append(args.window_steps * args.batch_size / (now - t0))
             t0 = now
-        L, ab = L.to(dev, non_blocking=True), ab.to(dev, non_blocking=True)
+        L = L.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        ab = ab.to(dev, non_blocking=True)
         with amp:
             raw = expert.raw(normalize_l(L))
         loss = loss_fn(raw.float(), ab)

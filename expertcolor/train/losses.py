@@ -88,9 +88,13 @@ def soft_encode_sparse(
         ``(index, weight)``, each ``(B, k, h, w)``: bins sorted by distance (index 0 is the nearest),
         weights summing to 1 over k.
     """
-    d = _sq_dist(ab.float(), centers_ab)
-    dk, ik = d.topk(k, dim=1, largest=False)
-    return ik, torch.softmax(-dk / (2 * sigma**2), dim=1)
+    # Distances in (B, h, w, Q) layout: top-k along the contiguous last dimension is several times
+    # faster on CPU than along dim 1 of (B, Q, h, w) (the same bins and weights up to rounding).
+    a = ab.float().permute(0, 2, 3, 1)
+    c = centers_ab.to(a.dtype)
+    d = (a.pow(2).sum(-1, keepdim=True) + c.pow(2).sum(1) - 2 * a @ c.T).clamp_min(0)
+    dk, ik = d.topk(k, dim=-1, largest=False)
+    return ik.permute(0, 3, 1, 2), torch.softmax(-dk / (2 * sigma**2), dim=-1).permute(0, 3, 1, 2)
 
 
 def soft_encode(

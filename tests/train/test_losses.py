@@ -13,6 +13,7 @@ from expertcolor.train.losses import (
     pool_target,
     rebalance_weights,
     soft_encode,
+    soft_encode_sparse,
     split_pixel_weights,
 )
 from expertcolor.train.metrics import colorfulness, confusion_matrix, group_confusion, iou_from_confusion
@@ -31,6 +32,19 @@ def test_soft_encoding_k_nearest_gaussian() -> None:
     assert torch.allclose(centers_ab[nearest[0, 0, 1]], torch.tensor([40.0, 20.0]))
     # The nearest bin gets the largest weight.
     assert int(target[0, :, 0, 1].argmax()) == int(nearest[0, 0, 1])
+
+
+def test_sparse_soft_encoding_matches_brute_force() -> None:
+    """The fast (B, h, w, Q)-layout search picks the same bins and weights as sorting all distances."""
+    centers_ab = CENTERS * 110
+    ab = (torch.rand(3, 2, 9, 11, generator=torch.Generator().manual_seed(0)) - 0.5) * 200
+    idx, w = soft_encode_sparse(ab, centers_ab, k=5, sigma=5.0)
+    d = torch.cdist(ab.permute(0, 2, 3, 1).reshape(-1, 2).double(), centers_ab.double())  # (N, Q)
+    ref_d, ref_idx = d.sort(dim=1)
+    ref_w = torch.softmax(-ref_d[:, :5] ** 2 / (2 * 5.0**2), dim=1)
+    got_idx = idx.permute(0, 2, 3, 1).reshape(-1, 5)
+    assert torch.equal(got_idx, ref_idx[:, :5])
+    assert torch.allclose(w.permute(0, 2, 3, 1).reshape(-1, 5).double(), ref_w, atol=1e-5)
 
 
 def test_rebalance_weights_have_expectation_one_and_favour_rare_bins() -> None:
