@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from .color import lab_to_rgb_gamut
-from .experts import Expert
-from .hub import FORMAT_VERSION, default_model_dir, verify_manifest, write_manifest
+from .experts import Expert, check_expert_name
+from .hub import FORMAT_VERSION, default_model_dir, expert_subdir, verify_manifest, write_manifest
 from .io import DecodedImage, ImageInput, decode_inputs, encode_output
 from .merge import MergeStrategy, blend, create_merge, upsample_ab
 from .modeling import read_json, write_json
@@ -102,6 +102,7 @@ class ExpertColorizer:
         if not named:
             raise ValueError("ExpertColorizer needs at least one expert")
         for name, e in named.items():
+            check_expert_name(name)  # names become folders in model directories
             if not isinstance(e, Expert):
                 raise TypeError(f"expert {name!r} is a {type(e).__name__}, not an Expert")
         if not isinstance(segmenter, Segmenter):
@@ -155,8 +156,10 @@ class ExpertColorizer:
             raise ValueError(f"{directory}: unsupported format_version {cfg.get('format_version')!r}")
         verify_manifest(directory)
         segmenter = load_segmenter(directory / "segmenter")
+        if "routing" not in cfg:
+            raise ValueError(f"{directory}/config.json has no 'routing' table; is this a model directory?")
         names = cfg.get("experts") or sorted(p.name for p in (directory / "experts").iterdir() if p.is_dir())
-        experts = {n: Expert.from_pretrained(directory / "experts" / n) for n in names}
+        experts = {n: Expert.from_pretrained(expert_subdir(directory, n)) for n in names}
         alpha = overrides.pop("prior_correction", None)
         if alpha is not None:
             for e in experts.values():
@@ -196,13 +199,14 @@ class ExpertColorizer:
             dtype: optional storage dtype for weights (``torch.float16`` halves the size).
         """
         directory = Path(directory)
+        targets = {name: expert_subdir(directory, name) for name in self.experts}  # before anything is written
         directory.mkdir(parents=True, exist_ok=True)
         for sub in ("experts", "segmenter"):
             if (directory / sub).exists():
                 shutil.rmtree(directory / sub)
         self.segmenter.save_pretrained(directory / "segmenter", dtype=dtype)
         for name, expert in self.experts.items():
-            expert.save_pretrained(directory / "experts" / name, dtype=dtype)
+            expert.save_pretrained(targets[name], dtype=dtype)
         write_json(directory / "config.json", self.config_dict())
         write_manifest(directory)
         return directory

@@ -11,12 +11,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .experts.config import check_expert_name
 from .modeling import read_json, sha256_file, write_json
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -24,6 +28,7 @@ __all__ = [
     "write_manifest",
     "verify_manifest",
     "add_expert_to_model_dir",
+    "expert_subdir",
     "WeightsNotFoundError",
 ]
 
@@ -50,6 +55,28 @@ def default_model_dir() -> Path:
     return path
 
 
+def expert_subdir(model_dir: str | os.PathLike, name: Any) -> Path:
+    """``model_dir/experts/<name>``, after checking that it stays inside ``model_dir``.
+
+    Expert names come from ``config.json`` files, which may be hostile or broken: the name must
+    pass :func:`~expertcolor.experts.check_expert_name`, and the resolved folder (symlinks
+    followed) must lie directly in ``model_dir/experts``. Call this before any read, write or
+    delete of an expert folder.
+
+    Raises:
+        ValueError: naming the expert and the directory.
+    """
+    try:
+        check_expert_name(name)
+    except ValueError as e:
+        raise ValueError(f"{model_dir}: {e}") from None
+    base = Path(model_dir) / "experts"
+    target = base / name
+    if (target.resolve().parent != base.resolve()) or target.is_symlink():
+        raise ValueError(f"{model_dir}: expert folder {target} leads outside {base}; refusing to use it")
+    return target
+
+
 def write_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     """Record the sha256 and size of every ``*.safetensors`` file below ``directory``."""
     directory = Path(directory)
@@ -70,6 +97,8 @@ def verify_manifest(directory: str | os.PathLike) -> None:
     """
     directory = Path(directory)
     if not (directory / "manifest.json").is_file():
+        logger.warning("%s has no manifest.json: its weight files cannot be checked for corruption or tampering "
+                       "(save_pretrained writes one)", directory)
         return
     for rel, info in read_json(directory / "manifest.json").get("files", {}).items():
         p = directory / rel
@@ -115,7 +144,8 @@ def add_expert_to_model_dir(
     ecfg = read_json(expert_dir / "config.json")
     if ecfg.get("type") != "expert":
         raise ValueError(f"{expert_dir} does not hold an expert (type {ecfg.get('type')!r})")
-    name = ecfg["name"]
+    name = ecfg.get("name")
+    target = expert_subdir(model_dir, name)  # before any write or delete: the name is untrusted input
     classes = list(ecfg.get("classes", []) if classes is None else classes)
     routing = cfg["routing"]
     if not classes and name != routing["default"]:  # the default expert takes every unrouted category
@@ -129,7 +159,6 @@ def add_expert_to_model_dir(
     experts = list(dict.fromkeys([*cfg.get("experts", routing.get("experts", [])), name]))
     routes = {**routing["routes"], **{c: name for c in classes}}
     table = RoutingTable(routes, routing["default"], categories, experts)  # validates names
-    target = model_dir / "experts" / name
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)

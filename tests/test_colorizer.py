@@ -1,5 +1,6 @@
 """ExpertColorizer end to end with tiny random-weight models (no network access)."""
 
+import json
 import shutil
 
 import numpy as np
@@ -347,3 +348,64 @@ def test_prior_correction_override(tmp_path, tiny_model_dir, rgb_image):
     # experts saved without their training's rebalancing weights cannot undo them
     with pytest.raises(ValueError, match="no stored rebalancing weights"):
         ExpertColorizer.from_pretrained(tiny_model_dir, prior_correction=0.5)
+
+
+@pytest.mark.parametrize("hostile", ["../victim", "/tmp/abs_victim", "..", "a/b", "ok\\..\\x", "bad name"])
+def test_add_expert_refuses_names_that_leave_the_model_dir(tmp_path, tiny_model_dir, hostile):
+    """A crafted expert config.json must not make add-expert delete or write outside the model directory."""
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    src = tmp_path / "evil"
+    create_expert(name="vehicles", classes=["car"]).save_pretrained(src)
+    cfg = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps({**cfg, "name": hostile}))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match="expert name"):
+        add_expert_to_model_dir(d, src)
+    assert (victim / "keep.txt").read_text() == "precious"
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_model_config_cannot_load_or_save_experts_outside_the_directory(tmp_path, tiny_model_dir, tiny_colorizer):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    outside = tmp_path / "outside_expert"
+    tiny_colorizer.experts["faces"].save_pretrained(outside)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["experts"] = [*cfg["experts"], "../../outside_expert"]
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="expert name"):
+        ExpertColorizer.from_pretrained(d)
+    # a symlinked expert folder also leads outside, and is refused
+    cfg["experts"] = [*cfg["experts"][:-1], "linked"]
+    (d / "config.json").write_text(json.dumps(cfg))
+    (d / "experts" / "linked").symlink_to(outside)
+    with pytest.raises(ValueError, match="leads outside"):
+        ExpertColorizer.from_pretrained(d)
+    # saving: names are checked before anything is written
+    with pytest.raises(ValueError, match="expert name"):
+        ExpertColorizer({"../escape": tiny_colorizer.experts["faces"]}, tiny_colorizer.segmenter)
+    tiny_colorizer.experts["../escape"] = tiny_colorizer.experts["faces"]  # bypassing the constructor
+    try:
+        with pytest.raises(ValueError, match="expert name"):
+            tiny_colorizer.save_pretrained(tmp_path / "saved" / "m")
+    finally:
+        del tiny_colorizer.experts["../escape"]
+    assert not (tmp_path / "saved").exists() and not (tmp_path / "saved" / "escape").exists()
+
+
+def test_model_dir_without_manifest_or_routing(tmp_path, tiny_model_dir, caplog):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    (d / "manifest.json").unlink()
+    with caplog.at_level("WARNING", logger="expertcolor.hub"):
+        ExpertColorizer.from_pretrained(d)
+    assert "no manifest.json" in caplog.text
+    cfg = json.loads((d / "config.json").read_text())
+    del cfg["routing"]
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="no 'routing' table"):
+        ExpertColorizer.from_pretrained(d)

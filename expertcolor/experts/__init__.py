@@ -1,7 +1,15 @@
 """Domain experts: networks that predict Lab chroma (ab) from lightness (L)."""
 
-from .config import ExpertConfig
+from .config import ExpertConfig, check_expert_name
 from .model import Expert
 from .registry import DEFAULT_EXPERT_ARCH, create_expert, list_experts, register_expert
 
-__all__ = ["Expert", "ExpertConfig", "create_expert", "list_experts", "register_expert", "DEFAULT_EXPERT_ARCH"]
+__all__ = [
+    "Expert",
+    "ExpertConfig",
+    "check_expert_name",
+    "create_expert",
+    "list_experts",
+    "register_expert",
+    "DEFAULT_EXPERT_ARCH",
+]

@@ -6,6 +6,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def check_expert_name(name: Any) -> str:
+    """The one rule for expert names: letters, digits, ``_`` and ``-`` only.
+
+    Expert names become folder names in model directories (``experts/<name>``), so the rule also
+    keeps every such path inside its directory (no ``/``, ``..`` or absolute paths).
+
+    Returns:
+        ``name``.
+
+    Raises:
+        ValueError: naming the offending value.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"an expert name must be a non-empty string, got {name!r}")
+    if not name.replace("_", "").replace("-", "").isalnum() or not name.isascii():
+        raise ValueError(f"expert name {name!r} may hold only ASCII letters, digits, '_' and '-'")
+    return name
+
+
 @dataclass(frozen=True)
 class ExpertConfig:
     """Describes one domain expert (a network L -> ab).
@@ -43,10 +62,10 @@ class ExpertConfig:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError("ExpertConfig.name must be a non-empty string")
-        if not self.name.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"ExpertConfig.name {self.name!r} may hold only letters, digits, '_' and '-'")
+        try:
+            check_expert_name(self.name)
+        except ValueError as e:
+            raise ValueError(f"ExpertConfig.name: {e}") from None
         if int(self.resolution) < 32:
             raise ValueError(f"ExpertConfig.resolution must be >= 32, got {self.resolution}")
         object.__setattr__(self, "classes", tuple(self.classes))
