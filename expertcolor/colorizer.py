@@ -324,7 +324,7 @@ class ExpertColorizer:
         """
         probs = self.segment(L_small)
         routed = self.routing(probs)
-        weights = self.merge(routed, L_small / 100.0)
+        weights = self.merge(routed, L_small / 100.0, background=self.routing.experts.index(self.routing.default))
         names = list(self.routing.experts)
         active = [e for e in range(len(names)) if bool((weights[:, e] > 0).any())]
         expert_ab = {names[e]: self.experts[names[e]](L_small) for e in active}

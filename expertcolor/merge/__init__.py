@@ -2,6 +2,7 @@
 
 from .filters import box_filter, guided_coefficients, guided_filter, guided_upsample, resize_rows
 from .strategies import (
+    ContextMerge,
     FeatherMerge,
     GuidedMerge,
     HardMerge,
@@ -20,6 +21,7 @@ __all__ = [
     "SoftMerge",
     "FeatherMerge",
     "GuidedMerge",
+    "ContextMerge",
     "create_merge",
     "list_merges",
     "blend",

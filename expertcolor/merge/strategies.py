@@ -2,7 +2,8 @@
 
 A strategy maps expert probabilities ``(B, E, h, w)`` (and the L image as a guide) to weights of
 the same shape that are non-negative and sum to 1 at every pixel. ``blend`` mixes the experts'
-ab with them. Nothing here knows what an expert or a class is.
+ab with them. Nothing here knows what an expert or a class is; a strategy that treats one channel
+as the photo's background (``context``) is told its index.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "SoftMerge",
     "FeatherMerge",
     "GuidedMerge",
+    "ContextMerge",
     "create_merge",
     "list_merges",
     "blend",
@@ -67,21 +69,25 @@ class MergeStrategy:
 
     name = "base"
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
         """Blend weights.
 
         Args:
             probs: expert probabilities, shape ``(B, E, h, w)``, summing to 1 over E.
             guide: L scaled to ``[0, 1]``, shape ``(B, 1, h, w)``.
+            background: index of the expert that colours everything no other expert owns (the
+                routing table's default), or ``None``; only ``context`` uses it.
 
         Returns:
             Weights, shape ``(B, E, h, w)``, non-negative, summing to 1 over E.
         """
         raise NotImplementedError
 
-    def __call__(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    def __call__(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
         _check(probs, guide)
-        return self.weights(probs, guide)
+        if background is not None and not 0 <= background < probs.shape[1]:
+            raise ValueError(f"background expert index {background} is outside 0..{probs.shape[1] - 1}")
+        return self.weights(probs, guide, background)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: ``{"name": ..., **params}``."""
@@ -94,7 +100,7 @@ class HardMerge(MergeStrategy):
 
     name = "hard"
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
         return one_hot_argmax(probs)
 
 
@@ -105,7 +111,7 @@ class SoftMerge(MergeStrategy):
     name = "soft"
     min_weight: float = 0.05
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
         return normalize_weights(probs, self.min_weight)
 
 
@@ -120,7 +126,7 @@ class FeatherMerge(MergeStrategy):
     name = "feather"
     width: int = 16
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
         r = max(int(self.width) // 4, 0)
         return normalize_weights(box_filter(box_filter(one_hot_argmax(probs), r), r))
 
@@ -137,11 +143,63 @@ class GuidedMerge(MergeStrategy):
     radius: int = 8
     eps: float = 1e-3
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
         return normalize_weights(guided_filter(guide, one_hot_argmax(probs), self.radius, self.eps), 1e-3)
 
 
-_MERGES: dict[str, type[MergeStrategy]] = {cls.name: cls for cls in (HardMerge, SoftMerge, FeatherMerge, GuidedMerge)}
+@dataclass(frozen=True)
+class ContextMerge(MergeStrategy):
+    """Soft routing in which the photo's main subject also colours its surroundings.
+
+    An expert knows its subject's surroundings too (a birds expert has seen branches, water and sky
+    behind birds), so the background expert is not always the best one for a photo's background.
+    The soft weights are computed first; then the subject expert with the largest share of the photo
+    (mean weight over its pixels, the background expert excluded) takes over ``strength`` of the
+    background expert's weight at every pixel, provided its share is at least ``min_share``.
+    Other subjects keep their own pixels. At ``strength=1`` the background expert is not run at
+    all on photos with a subject, so a pixel still costs about one expert.
+
+    ``mode="share"`` instead mixes every expert's photo share into every pixel:
+    ``w' = (1 - strength) * w + strength * share`` (every present expert runs on the whole photo).
+
+    Without a background index (no routing default) this is the soft merge.
+    """
+
+    name = "context"
+    strength: float = 1.0
+    min_share: float = 0.05
+    min_weight: float = 0.05
+    mode: str = "dominant"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise ValueError(f"context merge: strength must be in [0, 1], got {self.strength}")
+        if not 0.0 <= float(self.min_share) <= 1.0:
+            raise ValueError(f"context merge: min_share must be in [0, 1], got {self.min_share}")
+        if self.mode not in ("dominant", "share"):
+            raise ValueError(f"context merge: mode must be 'dominant' or 'share', got {self.mode!r}")
+
+    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
+        w = normalize_weights(probs, self.min_weight)
+        if background is None or self.strength == 0 or probs.shape[1] < 2:
+            return w
+        share = w.mean(dim=(2, 3))  # (B, E): each expert's part of the photo
+        if self.mode == "share":
+            mixed = (1 - self.strength) * w + self.strength * share[:, :, None, None]
+            return normalize_weights(mixed, self.min_weight)
+        subject = share.clone()
+        subject[:, background] = -1.0
+        top_share, top = subject.max(dim=1)  # (B,): the photo's main subject expert
+        moved = self.strength * w[:, background] * (top_share >= self.min_share).to(w.dtype)[:, None, None]
+        w = w.clone()
+        w[:, background] -= moved
+        w.scatter_add_(1, top[:, None, None, None].expand(-1, 1, *w.shape[-2:]), moved[:, None])
+        return w.clamp_min_(0)
+
+
+_MERGES: dict[str, type[MergeStrategy]] = {
+    cls.name: cls for cls in (HardMerge, SoftMerge, FeatherMerge, GuidedMerge, ContextMerge)
+}
 
 
 def list_merges() -> list[str]:

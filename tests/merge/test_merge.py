@@ -27,12 +27,13 @@ def two_regions(h=40, w=60, split=30):
     return probs, guide
 
 
-@pytest.mark.parametrize("name", ["hard", "soft", "feather", "guided"])
-def test_weights_sum_to_one_and_are_non_negative(name):
+@pytest.mark.parametrize("name", ["hard", "soft", "feather", "guided", "context"])
+@pytest.mark.parametrize("background", [None, 0, 3])
+def test_weights_sum_to_one_and_are_non_negative(name, background):
     torch.manual_seed(0)
     probs = torch.rand(2, 4, 33, 47).softmax(1)
     guide = torch.rand(2, 1, 33, 47)
-    w = create_merge(name)(probs, guide)
+    w = create_merge(name)(probs, guide, background=background)
     assert w.shape == probs.shape and (w >= 0).all()
     assert torch.allclose(w.sum(1), torch.ones(2, 33, 47), atol=1e-5)
 
@@ -68,7 +69,7 @@ def test_guided_follows_edges_of_l():
 
 
 def test_unknown_strategy_and_params():
-    assert list_merges() == ["feather", "guided", "hard", "soft"]
+    assert list_merges() == ["context", "feather", "guided", "hard", "soft"]
     with pytest.raises(ValueError, match="unknown merge"):
         create_merge("median")
     with pytest.raises(ValueError, match="bad parameters"):
@@ -137,3 +138,51 @@ def test_resize_rows_is_torch_bilinear_row_by_row():
                           atol=1e-5)
     with pytest.raises(ValueError, match="rows"):
         resize_rows(x, (23, 17), rows=(5, 5))
+
+
+def subject_on_background(share=0.25, h=40, w=40):
+    """Expert 0 is the background; expert 1 (a subject) owns the top-left block of ``share`` of the photo."""
+    probs = torch.zeros(1, 3, h, w)
+    probs[:, 0] = 1.0
+    side = round((share * h * w) ** 0.5)
+    probs[:, 0, :side, :side] = 0.0
+    probs[:, 1, :side, :side] = 1.0
+    return probs, torch.zeros(1, 1, h, w)
+
+
+def test_context_hands_the_background_to_the_main_subject():
+    probs, guide = subject_on_background(0.25)
+    soft = create_merge("soft")(probs, guide, background=0)
+    full = create_merge("context", strength=1.0)(probs, guide, background=0)
+    half = create_merge("context", strength=0.5)(probs, guide, background=0)
+    assert torch.equal(create_merge("context", strength=0.0)(probs, guide, background=0), soft)
+    assert full[0, 0].max() == 0 and torch.allclose(full[0, 1], torch.ones(40, 40))  # background expert idle
+    assert torch.allclose(half[0, 0], 0.5 * soft[0, 0]) and torch.allclose(half[0, 1], soft[0, 1] + 0.5 * soft[0, 0])
+    assert full[0, 2].max() == 0  # an expert with no pixels stays idle
+
+
+def test_context_needs_a_large_enough_subject_and_a_background():
+    probs, guide = subject_on_background(0.04)
+    soft = create_merge("soft")(probs, guide, background=0)
+    assert torch.equal(create_merge("context", min_share=0.1)(probs, guide, background=0), soft)
+    assert not torch.equal(create_merge("context", min_share=0.01)(probs, guide, background=0), soft)
+    assert torch.equal(create_merge("context")(probs, guide), soft)  # no background index: soft
+
+
+def test_context_share_mode_mixes_photo_shares_into_every_pixel():
+    probs, guide = subject_on_background(0.25)
+    w = create_merge("context", strength=1.0, mode="share")(probs, guide, background=0)
+    share = normalize_weights(probs, 0.05).mean(dim=(2, 3))
+    assert torch.allclose(w, share[:, :, None, None].expand_as(w), atol=1e-6)
+
+
+@pytest.mark.parametrize("params", [{"strength": 1.5}, {"min_share": -0.1}, {"mode": "global"}])
+def test_context_refuses_bad_parameters(params):
+    with pytest.raises(ValueError, match="context merge"):
+        create_merge("context", **params)
+
+
+def test_background_index_out_of_range_is_refused():
+    probs, guide = subject_on_background()
+    with pytest.raises(ValueError, match="background expert index 3"):
+        create_merge("soft")(probs, guide, background=3)
