@@ -31,7 +31,10 @@ stage() {  # stage NAME ARGS...: skip finished runs, continue or start the rest,
   if [ -f "$R/$name/done" ]; then echo "== $name: done"; return; fi
   if [ "$status" = 1 ]; then
     local at="not started"
-    [ -f "$R/$name/checkpoint.pt" ] && at="in progress, $(tail -n 1 "$R/$name/metrics.jsonl" 2>/dev/null | cut -c1-80)"
+    if [ -f "$R/$name/checkpoint.pt" ]; then
+      at="in progress: $(python -c "import sys, torch; s = torch.load(sys.argv[1], weights_only=True)['state']
+print(f\"epoch {s['epoch']}, {s['images_seen']} images seen\")" "$R/$name/checkpoint.pt" || echo '?')"
+    fi
     echo "== $name: $at"; return
   fi
   echo "== $name: $(date -u +%H:%M:%S)"
@@ -74,4 +77,29 @@ stage animals_b expertcolor train-expert --name animals "${branch[@]}" --root-we
 stage g_arm expertcolor train-expert --name generalist --init-from "$R/g_union/expert" --lr 3e-4 \
     --epochs $((3 * B_EPOCHS)) --dataset "${union_kinds[@]}" --root "${union_roots[@]}" \
     --root-weight "${union_weights[@]}"
-echo "== chain done $(date -u +%H:%M:%S); evaluate: see docs/experiments.md (specialists)"
+
+# Evaluation of B, each step skipped when its output exists. The routed model: the three experts
+# and g_union as the background (places) expert, with the shipped segmenter; both arms decoded as
+# the shipped defaults are (temperature 0.5, prior correction 0.5).
+[ "$status" = 1 ] && exit 0
+SEG=${SEG:-expertcolor/pretrained/default/segmenter}
+as_expert() {  # as_expert SRC NAME OUT: a copy of an expert under another name, decoded as shipped
+  [ -d "$3" ] || python -c "import dataclasses, sys, torch; from expertcolor import Expert
+e = Expert.from_pretrained(sys.argv[1]).with_prior_correction(0.5)
+e.config = dataclasses.replace(e.config, name=sys.argv[2], classes=(), temperature=0.5)
+e.save_pretrained(sys.argv[3], dtype=torch.float16)" "$1" "$2" "$3"
+}
+as_expert "$R/g_union/expert" places "$R/b_places"
+as_expert "$R/g_arm/expert" generalist "$R/b_generalist"
+[ -d "$R/b_model" ] || expertcolor assemble --segmenter "$SEG" --expert "$R/faces_b/expert" "$R/birds_b/expert" \
+    "$R/animals_b/expert" "$R/b_places" --out "$R/b_model" --fp16 --temperature 0.5 --prior-correction 0.5
+# Each expert against the generalist arm on its own domain's validation photos (400 each).
+[ -d "$R/b_eval/in_domain" ] || python tools/in_domain.py --model "$R/b_model" --generalist "$R/b_generalist" \
+    --data "$D" --n 400 --experts faces birds animals --out "$R/b_eval/in_domain"
+# The context merge's strength, chosen on the same validation photos (not on mixed/).
+[ -d "$R/b_eval/context" ] || python tools/tune_context.py --model "$R/b_model" --generalist "$R/b_generalist" \
+    --data "$D" --n 400 --out "$R/b_eval/context"
+# The mixed photos (test only): routed (soft), the generalist arm, each expert alone, no colour.
+[ -d "$R/b_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
+    --model "$R/b_model" --generalist "$R/b_generalist" --out "$R/b_eval/mixed_soft"
+echo "== chain done $(date -u +%H:%M:%S); results in $R/b_eval (record them in docs/experiments.md)"
