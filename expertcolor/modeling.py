@@ -11,8 +11,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import stat
 from collections.abc import Callable, Mapping
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -24,6 +27,7 @@ from torch import nn
 __all__ = [
     "PretrainedModel",
     "atomic_write",
+    "stale_temp_files",
     "write_json",
     "read_json",
     "sha256_file",
@@ -42,19 +46,69 @@ T = TypeVar("T", bound="PretrainedModel")
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Write a file atomically: ``write(tmp_path)`` then rename over ``path``.
 
-    A crash mid-write leaves the previous file intact instead of a truncated one.
+    A crash mid-write leaves the previous file intact instead of a truncated one. The temporary file
+    is ``.<name>.<8 random characters>.tmp`` beside ``path`` (see :func:`stale_temp_files`). The
+    result gets the mode of any new file, ``0o666`` minus the umask, even when ``write`` replaces
+    the temporary file with a private one of its own (safetensors does). A symlink at ``path`` is
+    replaced, never written through.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp, mode = _create_temp(path)
     try:
         write(tmp)
+        st = os.lstat(tmp)
+        if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != mode:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def _create_temp(path: Path) -> tuple[str, int]:
+    """A new empty file beside ``path`` for :func:`atomic_write`, and the mode it was created with.
+
+    ``tempfile.mkstemp`` would make it 0600 whatever the umask, and that mode survived
+    ``os.replace``. ``os.open(..., 0o666)`` lets the kernel apply the umask instead, so the new
+    file's mode is the one to give the result, read without a process-wide ``os.umask`` call
+    (which would race with other threads). The random part comes from :mod:`secrets`, not from the
+    global ``random`` generator, whose state training checkpoints record.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+        return tmp, mode
+    raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
+def stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that :func:`atomic_write` left beside ``path`` when it was killed mid-write.
+
+    Only regular files named ``.<name of path>.<8 characters>.tmp`` are returned; deleting them is
+    safe once no other process is writing ``path``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    found = []
+    for p in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        m = _TEMP_NAME.fullmatch(p.name)
+        if m and m.group("name") == path.name and p.is_file() and not p.is_symlink():
+            found.append(p)
+    return sorted(found)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

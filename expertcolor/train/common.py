@@ -10,6 +10,9 @@ What it gives both scripts:
 * AdamW with linear warm-up + cosine decay per step, channels_last, AMP (bf16 / fp16) on CUDA;
 * atomic checkpoints (``checkpoint.pt``: tensors, dicts, lists and numbers only, loadable with
   ``torch.load(weights_only=True)``) every ``--save-every`` steps and at every epoch end;
+* ``--resume`` refuses another ``--batch-size`` than the checkpoint's and warns about other changed
+  options (recorded under ``resumes`` in ``args.json``); temporaries of checkpoints killed
+  mid-write are removed at start, and a failed write (a full disk) is an ``OSError`` naming the file;
 * ``args.json`` and ``metrics.jsonl`` (one line per epoch) in ``--out``; only rank 0 writes;
 * tqdm progress with the loss and images/s.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import random
@@ -37,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..argtypes import nonnegative_float, nonnegative_int, positive_int
 from ..datasets import set_epoch, skip_stats
-from ..modeling import atomic_write, write_json
+from ..modeling import atomic_write, read_json, stale_temp_files, write_json
 
 __all__ = [
     "DistInfo",
@@ -48,12 +52,20 @@ __all__ = [
     "set_rng_state",
     "save_checkpoint",
     "load_checkpoint",
+    "remove_stale_checkpoint_temps",
     "Trainer",
     "all_reduce_sum",
     "CHECKPOINT_NAME",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: Options a resumed run must share with the checkpoint's run: the position inside an epoch counts
+#: batches of this size, so another size would skip or repeat images.
+RESUME_MUST_MATCH = ("batch_size",)
+#: Options that may change on resume (with a warning: the run is then no longer exact).
+RESUME_MAY_CHANGE = ("lr", "weight_decay", "warmup_steps", "epochs", "seed", "resolution", "max_images")
+
+logger = logging.getLogger(__name__)
 
 
 # -- distributed ---------------------------------------------------------------------------------------
@@ -164,8 +176,37 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, obj: dict[str, Any]) -> None:
-    """``torch.save`` atomically (a kill mid-write leaves the previous checkpoint intact)."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` atomically (a kill mid-write leaves the previous checkpoint intact).
+
+    Raises:
+        OSError: naming the file when it cannot be written (torch reports a full disk as a bare
+            ``RuntimeError``); the previous checkpoint is then still intact.
+    """
+    try:
+        atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    except (OSError, RuntimeError) as e:
+        raise OSError(
+            f"could not write checkpoint {path}: {e}. The disk may be full; "
+            "the previous checkpoint (if any) is intact"
+        ) from e
+
+
+def remove_stale_checkpoint_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that a kill during :func:`save_checkpoint` left beside ``path``.
+
+    Only files named like :func:`~expertcolor.modeling.atomic_write`'s temporaries for this very
+    checkpoint (``.checkpoint.pt.<8 characters>.tmp``) are touched. Returns the deleted paths.
+    """
+    removed = []
+    for p in stale_temp_files(path):
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(p)
+    if removed:
+        logger.warning("removed %d stale temporary checkpoint file(s) in %s", len(removed), Path(path).parent)
+    return removed
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -302,6 +343,7 @@ class Trainer:
         self.warmup = max(0, int(warm))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.resume_changes: dict[str, tuple[Any, Any]] = {}
         self.state: dict[str, Any] = {
             "epoch": 0, "step_in_epoch": 0, "global_step": 0, "images_seen": 0, "train_time": 0.0, "history": [],
         }
@@ -337,6 +379,7 @@ class Trainer:
             "extra": dict(self.extra_state),
             "criterion": self.criterion.state_dict(),
             "world_size": self.dist.world_size,
+            "args": {k: getattr(self.args, k, None) for k in (*RESUME_MUST_MATCH, *RESUME_MAY_CHANGE)},
         }
 
     def save(self) -> None:
@@ -354,6 +397,7 @@ class Trainer:
             raise ValueError(
                 f"{self.checkpoint_path} was written with {ck.get('world_size')} processes; resume with the same number"
             )
+        self.resume_changes = self._check_resume_args(ck)
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
@@ -366,6 +410,45 @@ class Trainer:
                 self.extra_state[k].copy_(v)
         set_rng_state(ck["rng"])
         return True
+
+    def _previous_args(self) -> dict[str, Any]:
+        """``args.json`` of the run that wrote the checkpoint (``{}`` when missing or unreadable)."""
+        try:
+            return read_json(self.out / "args.json")
+        except (OSError, ValueError):
+            return {}
+
+    def _check_resume_args(self, ck: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """Compare the options of the checkpoint's run with this one's before anything is restored.
+
+        Checkpoints record the options of :data:`RESUME_MUST_MATCH` and :data:`RESUME_MAY_CHANGE`
+        (older ones fall back on ``args.json``). A changed batch size is refused; other changes are
+        logged as warnings and returned as ``{option: (old, new)}``.
+
+        Raises:
+            ValueError: naming the option and both values when one of :data:`RESUME_MUST_MATCH` differs.
+        """
+        old = ck.get("args")
+        if not isinstance(old, dict):
+            old = self._previous_args()
+        changed: dict[str, tuple[Any, Any]] = {}
+        for key in (*RESUME_MUST_MATCH, *RESUME_MAY_CHANGE):
+            if key in old and old[key] != getattr(self.args, key, None):
+                changed[key] = (old[key], getattr(self.args, key, None))
+        for key in RESUME_MUST_MATCH:
+            if key in changed:
+                was, now = changed[key]
+                option = "--" + key.replace("_", "-")
+                raise ValueError(
+                    f"--resume: {self.checkpoint_path} was written with {option} {was}, this run has {option} {now}; "
+                    f"resume with {option} {was} (the position in the epoch counts batches of that size) "
+                    "or start a new run in another --out"
+                )
+        for key, (was, now) in changed.items():
+            logger.warning("--resume: --%s changed from %s to %s; training continues with %s, "
+                           "but no longer exactly as the interrupted run would have", key.replace("_", "-"),
+                           was, now, now)
+        return changed
 
     def _write_metrics(self) -> None:
         if not self.dist.is_main:
@@ -388,14 +471,24 @@ class Trainer:
         args, dist = self.args, self.dist
         if dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            remove_stale_checkpoint_temps(self.checkpoint_path)  # left by kills mid-save
+        previous = self._previous_args()
+        record = resolved_args(args)
         if args.resume and self.restore():
             if dist.is_main:
                 print(f"resumed from {self.checkpoint_path} at epoch {self.state['epoch']}, "
                       f"step {self.state['step_in_epoch']}/{self.steps_per_epoch}", file=sys.stderr)
+            # args.json holds this run's options; each resume adds what it changed.
+            resume = {"epoch": self.state["epoch"], "step_in_epoch": self.state["step_in_epoch"],
+                      "global_step": self.state["global_step"],
+                      "changed": {k: {"old": a, "new": b} for k, (a, b) in self.resume_changes.items()}}
+            earlier = previous.get("resumes")
+            record["resumes"] = [*(earlier if isinstance(earlier, list) else []),
+                                 json.loads(json.dumps(resume, default=str))]
         else:
             torch.manual_seed(args.seed + dist.rank)
         if dist.is_main:
-            write_json(self.out / "args.json", resolved_args(args))
+            write_json(self.out / "args.json", record)
         try:
             while self.state["epoch"] < args.epochs:
                 self._train_epoch()

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-from expertcolor.train.common import DistInfo, shard_indices
+import argparse
+import json
+import logging
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from expertcolor import modeling
+from expertcolor.train import common
+from expertcolor.train.common import (
+    CHECKPOINT_NAME,
+    DistInfo,
+    Trainer,
+    add_common_args,
+    load_checkpoint,
+    save_checkpoint,
+    shard_indices,
+)
 
 
 def test_shard_indices_spread_a_capped_validation_set_over_all_sources() -> None:
@@ -15,3 +34,77 @@ def test_shard_indices_spread_a_capped_validation_set_over_all_sources() -> None
     # Ranks split the same pick without overlap.
     ranks = [shard_indices(400, DistInfo(rank=r, world_size=3), limit=40) for r in range(3)]
     assert sorted(sum(ranks, [])) == idx
+
+
+# -- resume checks, stale temporaries and failed checkpoints (issue 20, defect 6) ----------------------
+def _trainer(out, *extra: str) -> Trainer:
+    """A Trainer on a 1x1 convolution and 16 random 4x4 images: a step takes milliseconds."""
+    parser = argparse.ArgumentParser()
+    add_common_args(parser, resolution=4, batch_size=4, lr=1e-2)
+    args = parser.parse_args(["--out", str(out), "--workers", "0", "--no-progress", "--epochs", "2", *extra])
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.rand(16, 1, 4, 4, generator=g), torch.rand(16, 1, 4, 4, generator=g))
+    torch.manual_seed(0)
+    return Trainer(args, nn.Conv2d(1, 1, 1), nn.MSELoss(), data, lambda model: {}, DistInfo())
+
+
+def test_resume_refuses_another_batch_size_and_records_other_changes(tmp_path, caplog) -> None:
+    out = tmp_path / "run"
+    assert _trainer(out, "--stop-after-steps", "3").fit()["stopped"]
+    assert load_checkpoint(out / CHECKPOINT_NAME)["args"]["batch_size"] == 4
+    with pytest.raises(ValueError, match=r"--batch-size 4, this run has --batch-size 8.*resume with --batch-size 4"):
+        _trainer(out, "--resume", "--batch-size", "8").fit()
+    # Other options may change: a warning per option, and args.json records old and new values.
+    with caplog.at_level(logging.WARNING, logger="expertcolor.train.common"):
+        result = _trainer(out, "--resume", "--lr", "0.005").fit()
+    assert not result["stopped"] and result["global_step"] == 8
+    assert any("--lr changed from 0.01 to 0.005" in r.getMessage() for r in caplog.records)
+    recorded = json.loads((out / "args.json").read_text())
+    assert recorded["lr"] == 0.005
+    assert recorded["resumes"] == [{"epoch": 0, "step_in_epoch": 3, "global_step": 3,
+                                    "changed": {"lr": {"old": 0.01, "new": 0.005}}}]
+
+
+def test_resume_of_a_checkpoint_without_recorded_options_falls_back_on_args_json(tmp_path) -> None:
+    out = tmp_path / "run"
+    _trainer(out, "--stop-after-steps", "2").fit()
+    ck = load_checkpoint(out / CHECKPOINT_NAME)
+    del ck["args"]  # as written before options were recorded
+    save_checkpoint(out / CHECKPOINT_NAME, ck)
+    with pytest.raises(ValueError, match="--batch-size 4"):
+        _trainer(out, "--resume", "--batch-size", "2").fit()
+    assert _trainer(out, "--resume").fit()["global_step"] == 8
+
+
+def test_stale_checkpoint_temporaries_are_removed_and_nothing_else(tmp_path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = [out / ".checkpoint.pt.k3j_9xqz.tmp", out / ".checkpoint.pt.0a1b2c3d.tmp"]  # mkstemp's, ours
+    keep = [out / ".metrics.jsonl.abcdefgh.tmp", out / "checkpoint.pt.abcdefgh.tmp", out / "notes.tmp",
+            out / ".checkpoint.pt.toolongname.tmp", out / "my.checkpoint.pt.abcdefgh.tmp"]
+    for p in stale + keep:
+        p.write_bytes(b"x" * 10)
+    assert common.remove_stale_checkpoint_temps(out / CHECKPOINT_NAME) == sorted(stale)
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in stale)
+    # The trainer cleans up when it starts (or resumes).
+    stale[0].write_bytes(b"partial checkpoint")
+    _trainer(out, "--stop-after-steps", "1").fit()
+    assert not stale[0].exists() and all(p.exists() for p in keep)
+
+
+def test_a_failed_checkpoint_write_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch) -> None:
+    out = tmp_path / "run"
+    _trainer(out, "--stop-after-steps", "2").fit()
+    before = (out / CHECKPOINT_NAME).read_bytes()
+    real_save = torch.save
+
+    def disk_full(obj, f, *a, **k):
+        real_save({"partial": torch.zeros(10)}, f)
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")  # torch's words
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match=r"could not write checkpoint .*checkpoint\.pt.*disk may be full") as e:
+        _trainer(out, "--resume", "--stop-after-steps", "4").fit()
+    assert "unexpected pos" in str(e.value)
+    assert (out / CHECKPOINT_NAME).read_bytes() == before
+    assert modeling.stale_temp_files(out / CHECKPOINT_NAME) == []
