@@ -3,14 +3,16 @@
 ::
 
     expertcolor colorize old_photos/ -o colorized/ [--details] [--saturation 1.2]
+    expertcolor colorize scans/ -o colorized/ [--overwrite] [--max-pixels N] [--threads N]
     expertcolor evaluate --images mixed/images --groups mixed/groups --out eval/
     expertcolor train-expert ...       # = python -m expertcolor.train.expert ...
     expertcolor train-segmenter ...    # = python -m expertcolor.train.segmenter ...
     expertcolor add-expert MODEL_DIR EXPERT_DIR [--classes cat dog]
     expertcolor assemble --segmenter runs/seg/segmenter --expert runs/*/expert --out my_model [--fp16]
 
-Exit status: 0 on success, 1 when some files could not be colorized, 2 for bad usage or other
-user errors (printed as one line, without a traceback).
+Exit status: 0 on success, 1 when some files could not be colorized or written (each one is
+reported on stderr and skipped; an output that already exists counts, unless ``--overwrite``), 2 for
+bad usage or other user errors (printed as one line, without a traceback).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import argparse
 import dataclasses
 import glob
 import importlib
+import logging
 import os
 import sys
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,8 +44,12 @@ TRAIN_COMMANDS = {"train-expert": "expertcolor.train.expert", "train-segmenter":
 _ORIENTATION_TAG = 0x0112
 _QUALITY_FORMATS = {"JPEG", "WEBP"}
 _METADATA_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
+#: Photos below this many pixels count as small: batches of small photos run on one torch thread.
+SMALL_PIXELS = 250_000
 T = TypeVar("T")
 R = TypeVar("R")
+
+logger = logging.getLogger(__name__)
 
 
 class UserError(Exception):
@@ -63,6 +71,8 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> tuple[
     ``root`` is the folder the output name is taken relative to: the folder argument for files found
     in a folder, the file's parent for a file argument. In folders only files with an image
     extension are taken (others are returned as skipped); a file named explicitly is always tried.
+    An argument that names an existing file or folder is taken literally, even when it looks like
+    a glob (``scan [1].png``); others with ``*``, ``?`` or ``[`` are expanded.
 
     Args:
         inputs: command-line arguments.
@@ -89,7 +99,10 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> tuple[
         found.append((path, root))
 
     for arg in inputs:
-        matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True))] if glob.has_magic(arg) else [Path(arg)]
+        if glob.has_magic(arg) and not os.path.lexists(arg):
+            matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True))]
+        else:
+            matches = [Path(arg)]
         matches = [m for m in matches if m.exists()]
         if not matches:
             raise UserError(f"no such file or folder: {arg}")
@@ -102,7 +115,8 @@ def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> tuple[
                 for p in sorted(m.rglob("*")):
                     if not p.is_file() or _is_hidden(p.relative_to(m)):
                         continue
-                    if inner is not None and p.resolve().is_relative_to(inner):
+                    # Where the entry lies, not where a symlink points: links in the output folder are outputs.
+                    if inner is not None and (p.parent.resolve() / p.name).is_relative_to(inner):
                         continue
                     if p.suffix.lower() in exts:
                         add(p, m)
@@ -147,12 +161,34 @@ class _Loaded:
 def _load(path: Path) -> _Loaded:
     from .io import open_image
 
-    img = open_image(path)  # EXIF orientation applied: the result is upright; clean error if unreadable
-    with Image.open(path) as probe:
+    img = open_image(path)  # pixel limit checked, EXIF orientation applied; clean error if unreadable
+    with Image.open(path) as probe:  # the header again (decoding is done): format, frames, bit depth
         fmt = probe.format
+        frames = getattr(probe, "n_frames", 1) if fmt != "MPO" else 1  # MPO: a camera JPEG and its previews
+        bits = _bit_depth(probe)
+    if frames > 1:
+        logger.warning("%s: only the first frame is colorized (the file has %d)", path, frames)
+    if bits > 8:
+        logger.warning("%s: %d-bit input is written as 8-bit", path, bits)
     exif = img.getexif()
     exif.pop(_ORIENTATION_TAG, None)
     return _Loaded(img, rgb_icc(img.info.get("icc_profile")), exif.tobytes() if len(exif) else None, fmt)
+
+
+def _bit_depth(probe: Image.Image) -> int:
+    """Bits per sample of an opened, not yet decoded file: 8, 16 or 32 (from its mode and raw mode)."""
+    if probe.mode in ("I", "F"):
+        return 32 if not any("16" in _rawmode(t) for t in getattr(probe, "tile", ())) else 16
+    raw = [_rawmode(t) for t in getattr(probe, "tile", ())]
+    if probe.mode.startswith("I;16") or any(";16" in r and not r.startswith("BGR;") for r in raw):  # BGR;16: 5-6-5
+        return 16
+    return 8
+
+
+def _rawmode(tile: Any) -> str:
+    args = getattr(tile, "args", None)
+    raw = args[0] if isinstance(args, tuple) and args else args
+    return raw if isinstance(raw, str) else ""
 
 
 def rgb_icc(profile: bytes | None) -> bytes | None:
@@ -163,10 +199,12 @@ def rgb_icc(profile: bytes | None) -> bytes | None:
 
 
 def _safe_load(path: Path) -> _Loaded:
+    """:func:`_load`, with every failure of one file as a ``ValueError`` (damaged and fuzzed files
+    raise many kinds; one of them must not end a whole folder's run)."""
     try:
         return _load(path)
-    except (OSError, SyntaxError, ValueError) as e:  # Image.open raises several kinds
-        raise ValueError(_message(e)) from None
+    except Exception as e:  # noqa: BLE001 - reported for this file, which is skipped
+        raise ValueError(_describe(e)) from None
 
 
 def prefetch(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int) -> Iterator[tuple[T, Future[R]]]:
@@ -207,8 +245,14 @@ def _format_for(path: Path, fallback: str | None) -> str:
 def save_image(image: Image.Image, path: Path, loaded: _Loaded | None = None) -> None:
     """Save with the format of ``path``'s extension (JPEG/WebP quality 95), keeping ICC and EXIF.
 
-    The orientation tag is dropped: pixels are already upright.
+    The orientation tag is dropped: pixels are already upright. The file is written to a temporary
+    file in the same folder and renamed over ``path``: an interrupted run leaves no half-written
+    image, and a symlink at ``path`` is replaced, not written through. Whether ``path`` may be
+    replaced at all is the caller's decision (``colorize`` keeps existing files unless
+    ``--overwrite``).
     """
+    from .modeling import atomic_write
+
     fmt = _format_for(path, loaded.format if loaded else None)
     if fmt == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
         image = image.convert("RGB")
@@ -220,8 +264,7 @@ def save_image(image: Image.Image, path: Path, loaded: _Loaded | None = None) ->
             kwargs["icc_profile"] = loaded.icc
         if loaded.exif:
             kwargs["exif"] = loaded.exif
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format=fmt, **kwargs)
+    atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **kwargs))
 
 
 # -- colorize -----------------------------------------------------------------------------------------
@@ -272,29 +315,51 @@ def _write_details(result: Any, loaded: _Loaded, base: Path, colorizer: Any) -> 
     base.mkdir(parents=True, exist_ok=True)
     decoded = decode_inputs(loaded.image)[0]
     gray = np.asarray(loaded.image.convert("L"))
-    routing_overlay(result, gray).save(base / "routing.png")
+    save_image(routing_overlay(result, gray), base / "routing.png")
     for name in result.expert_ab:
         rgb = expert_rgb(result, name, decoded.L, upsample=colorizer.upsample)
-        Image.fromarray(rgb).save(base / f"expert-{name}.png")
+        save_image(Image.fromarray(rgb), base / f"expert-{name}.png")
 
 
 def _colorize_batch(colorizer: Any, images: list[Image.Image], details: bool, saturation: float) -> list[Any]:
     """Colorize a batch; on failure retry one by one so that one bad image fails alone."""
     try:
         return colorizer.colorize(images, return_details=details, saturation=saturation)
-    except (ValueError, TypeError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - handed back per image, reported and skipped
         if len(images) == 1:
             return [e]
     out: list[Any] = []
     for img in images:
         try:
             out.append(colorizer.colorize(img, return_details=details, saturation=saturation))
-        except (ValueError, TypeError, RuntimeError) as e:
+        except Exception as e:  # noqa: BLE001 - as above
             out.append(e)
     return out
 
 
 def _cmd_colorize(args: argparse.Namespace) -> int:
+    import torch
+
+    from .io import set_max_pixels
+
+    default_threads = torch.get_num_threads()
+    previous_limit = set_max_pixels(args.max_pixels) if args.max_pixels is not None else None
+    try:
+        with warnings.catch_warnings():
+            # Photos above the limit are refused with an error of their own; Pillow's warning about
+            # photos near its limit would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if args.threads is not None:
+                torch.set_num_threads(args.threads)
+            return _colorize_files(args, default_threads)
+    finally:
+        torch.set_num_threads(default_threads)
+        if args.max_pixels is not None:
+            set_max_pixels(previous_limit)
+
+
+def _colorize_files(args: argparse.Namespace, default_threads: int) -> int:
+    import torch
     from tqdm.auto import tqdm
 
     out_dir = Path(args.output)
@@ -303,34 +368,45 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
         raise UserError("no image files found in " + ", ".join(args.inputs))
     colorizer = _load_colorizer(args)
     roots = [root for _, root in files]
-    n_ok, failed = 0, []
+    n_ok, failed, kept = 0, [], 0
     bar = tqdm(total=len(files), desc="colorize", unit="img", disable=None)
 
     def fail(path: Path, err: BaseException) -> None:
         failed.append(path)
-        tqdm.write(f"{PROG}: skipping {path}: {_message(err)}", file=sys.stderr)
+        tqdm.write(f"{PROG}: skipping {path}: {_describe(err)}", file=sys.stderr)
         bar.update(1)
 
     batch: list[tuple[Path, Path, _Loaded]] = []
 
     def flush() -> None:
-        nonlocal n_ok
+        nonlocal n_ok, kept
         if not batch:
             return
+        if args.threads is None:  # one thread for small photos: more only add overhead (see --threads)
+            small = all(b[2].image.width * b[2].image.height < SMALL_PIXELS for b in batch)
+            want = 1 if small else default_threads
+            if torch.get_num_threads() != want:
+                torch.set_num_threads(want)
         results = _colorize_batch(colorizer, [b[2].image for b in batch], args.details, args.saturation)
         for (path, root, loaded), res in zip(batch, results):
             if isinstance(res, BaseException):
                 fail(path, res)
                 continue
             target = output_path(path, root, out_dir, roots)
+            details = target.with_name(target.name + ".details")
             if target.resolve() == path.resolve():
                 fail(path, UserError(f"the output would overwrite the input; choose another -o than {out_dir}"))
+                continue
+            existing = [t for t in (target, details) if os.path.lexists(t) and (t == target or args.details)]
+            if existing and not args.overwrite:
+                kept += 1
+                fail(path, UserError(f"{existing[0]} already exists; --overwrite replaces it"))
                 continue
             try:
                 save_image(res.rgb if args.details else res, target, loaded)
                 if args.details:
-                    _write_details(res, loaded, target.with_name(target.name + ".details"), colorizer)
-            except (OSError, ValueError) as e:
+                    _write_details(res, loaded, details, colorizer)
+            except Exception as e:  # noqa: BLE001 - reported for this file, which is skipped
                 fail(path, e)
                 continue
             n_ok += 1
@@ -341,7 +417,7 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     for (path, root), fut in prefetch(lambda pr: _safe_load(pr[0]), files, args.workers, ahead):
         try:
             loaded = fut.result()
-        except (ValueError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - reported for this file, which is skipped
             fail(path, e)
             continue
         batch.append((path, root, loaded))
@@ -350,10 +426,19 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     flush()
     bar.close()
     summary = f"colorized {n_ok}, failed {len(failed)}"
+    if kept:
+        summary += f" ({kept} because the output already existed: --overwrite replaces it)"
     if skipped:
         summary += f", skipped {len(skipped)} non-image file{'s' if len(skipped) != 1 else ''}"
     print(f"{summary} -> {out_dir}")
     return 1 if failed else 0
+
+
+def _describe(err: BaseException) -> str:
+    """One line for a per-file failure: the message, with the error's kind when it is unexpected."""
+    if isinstance(err, (UserError, ValueError, OSError)):
+        return _message(err)
+    return f"{type(err).__name__}: {_message(err)}"
 
 
 # -- evaluate -----------------------------------------------------------------------------------------
@@ -497,6 +582,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoding threads (0: none)")
     c.add_argument("--saturation", type=nonnegative_float, default=1.0, help="chroma multiplier (default 1)")
     c.add_argument("--details", action="store_true", help="also write the routing map and each expert's output")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace output files that already exist (default: report and skip those photos)")
+    c.add_argument("--max-pixels", type=nonnegative_int, metavar="N",
+                   help="refuse photos with more than N pixels, read from the header before decoding "
+                   "(a guard against decompression bombs and corrupt files; 0: no limit; default: Pillow's "
+                   "own limit, about 179 Mpx). Large photos are decoded in strips, so memory stays bounded")
+    c.add_argument("--threads", type=positive_int, metavar="N",
+                   help=f"torch threads (default: 1 for batches whose photos are all below "
+                   f"{SMALL_PIXELS / 1e6:g} Mpx, where more threads only add overhead, and torch's default "
+                   "for larger photos)")
     c.set_defaults(func=_cmd_colorize)
 
     e = sub.add_parser("evaluate", help="colorize colour photos from their L and compare with the truth")
@@ -564,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, NotADirectoryError, ValueError) as e:  # WeightsNotFoundError included
+    except (OSError, ValueError) as e:  # WeightsNotFoundError, a full disk while checkpointing...
         print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import shutil
+import stat
+import struct
 import sys
 import types
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +247,166 @@ def test_assemble_builds_a_loadable_model_dir(tmp_path, capsys):
     assert main([*args, "--prior-correction", "0.3"]) == 0
     c = ExpertColorizer.from_pretrained(out)
     assert {e.config.prior_correction for e in c.experts.values()} == {0.3}
+
+
+# -- robustness (issue 20) ------------------------------------------------------------------------------
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` pixels (what fuzzing finds) with no real data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_photos_over_the_pixel_limit_are_reported_and_the_run_goes_on(input_tree, tiny_model_dir, tmp_path, capsys,
+                                                                     monkeypatch) -> None:
+    """Defect 2: Pillow's DecompressionBombError (neither OSError nor ValueError) ended the whole run."""
+    from expertcolor.io import get_max_pixels
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow's hard error above 1000 pixels
+    (input_tree / "broken.jpg").unlink()
+    (input_tree / "fuzzed.png").write_bytes(_png_claiming(100_000, 100_000))
+    model = ["--model", str(tiny_model_dir), "--workers", "2"]
+    rc, stdout, err = _run(["colorize", str(input_tree), "-o", str(tmp_path / "a"), *model], capsys)
+    assert rc == 1 and "Traceback" not in err
+    assert "colorized 2, failed 2" in stdout  # gray 600 px and rotated 960 px are done
+    photo = next(line for line in err.splitlines() if "photo.jpeg" in line)
+    assert photo.startswith("expertcolor: skipping") and "1152 pixels" in photo and "limit of 1000" in photo
+    assert "--max-pixels" in photo
+    assert "fuzzed.png" in err and "10000000000 pixels" in err
+    assert (tmp_path / "a" / "gray.png").is_file() and (tmp_path / "a" / "rotated.jpg").is_file()
+    # --max-pixels N: a limit of exactly N pixels, read from the header.
+    rc, stdout, err = _run(["colorize", str(input_tree), "-o", str(tmp_path / "b"), *model, "--max-pixels", "700"],
+                           capsys)
+    assert rc == 1 and "colorized 1, failed 3" in stdout
+    assert "40x24 = 960 pixels exceeds the limit of 700 pixels" in err  # rotated.jpg, as stored
+    # --max-pixels 0: no limit at all (Pillow's included).
+    (input_tree / "fuzzed.png").unlink()
+    rc, stdout, err = _run(["colorize", str(input_tree), "-o", str(tmp_path / "c"), *model, "--max-pixels", "0"],
+                           capsys)
+    assert rc == 0 and "colorized 3, failed 0" in stdout, err
+    assert Image.MAX_IMAGE_PIXELS == 500 and get_max_pixels() is None  # the process-wide settings are restored
+    rc, _, err = _run(["colorize", str(input_tree), *model, "--max-pixels", "-1"], capsys)
+    assert rc == 2 and "argument --max-pixels: expected" in err
+
+
+def test_any_per_file_failure_is_reported_and_skipped(input_tree, tiny_model_dir, tmp_path, capsys,
+                                                     monkeypatch) -> None:
+    import expertcolor.cli as cli
+
+    real_load = cli._load
+
+    def load(path: Path):
+        if path.name == "gray.png":
+            raise IndexError("tile index out of range")  # one of the many kinds fuzzed files raise
+        return real_load(path)
+
+    monkeypatch.setattr(cli, "_load", load)
+    out = tmp_path / "out"
+    rc, stdout, err = _run(["colorize", str(input_tree), "-o", str(out), "--model", str(tiny_model_dir)], capsys)
+    assert rc == 1 and "colorized 2, failed 2" in stdout and "Traceback" not in err
+    assert "gray.png: IndexError: tile index out of range" in err
+    assert (out / "rotated.jpg").is_file() and (out / "sub" / "photo.jpeg").is_file()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks")
+def test_existing_files_are_never_overwritten_without_overwrite(input_tree, tiny_model_dir, tmp_path,
+                                                                capsys) -> None:
+    """Defect 3: with -o inside the input tree, photos already there were left out and then overwritten."""
+    (input_tree / "broken.jpg").unlink()
+    out = input_tree / "colorized"
+    out.mkdir()
+    Image.fromarray(_pattern(8, 8)).save(out / "gray.png")  # an original that lives in the output folder
+    before = (out / "gray.png").read_bytes()
+    victim = tmp_path / "victim.jpg"
+    victim.write_bytes(b"outside the output folder")
+    (out / "rotated.jpg").symlink_to(victim)  # a link already in the output folder
+    argv = ["colorize", str(input_tree), "-o", str(out), "--model", str(tiny_model_dir)]
+    rc, stdout, err = _run(argv, capsys)
+    assert rc == 1 and "colorized 1, failed 2 (2 because the output already existed" in stdout, err
+    assert f"{out / 'gray.png'} already exists; --overwrite replaces it" in err
+    assert (out / "gray.png").read_bytes() == before
+    assert victim.read_bytes() == b"outside the output folder" and (out / "rotated.jpg").is_symlink()
+    written = out / "sub" / "photo.jpeg"
+    assert written.is_file() and not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask
+
+    rc, stdout, err = _run([*argv, "--overwrite"], capsys)
+    assert rc == 0 and "colorized 3, failed 0" in stdout, err
+    with Image.open(out / "gray.png") as im:
+        assert im.size == (30, 20)  # the colorized photo now
+    assert not (out / "rotated.jpg").is_symlink() and victim.read_bytes() == b"outside the output folder"
+    # --details folders count as outputs too.
+    rc, stdout, err = _run([*argv, "--details", "--overwrite"], capsys)
+    assert rc == 0 and (out / "gray.png.details" / "routing.png").is_file()
+    (out / "gray.png").unlink()
+    rc, stdout, err = _run([*argv, "--details"], capsys)
+    assert rc == 1 and "gray.png.details already exists" in err and not (out / "gray.png").exists()
+
+
+def test_an_existing_file_named_like_a_glob_is_taken_literally(tmp_path, tiny_model_dir, capsys) -> None:
+    literal = tmp_path / "scan [1].png"
+    Image.fromarray(_pattern(16, 20)).save(literal)
+    Image.fromarray(_pattern(16, 20)).save(tmp_path / "scan 1.png")  # what "[1]" matches as a pattern
+    assert [p.name for p, _ in collect_inputs([str(literal)])[0]] == ["scan [1].png"]
+    assert [p.name for p, _ in collect_inputs([str(tmp_path / "scan [12].png")])[0]] == ["scan 1.png"]  # no such file
+    out = tmp_path / "out"
+    rc, stdout, _ = _run(["colorize", str(literal), "-o", str(out), "--model", str(tiny_model_dir)], capsys)
+    assert rc == 0 and (out / "scan [1].png").is_file() and not (out / "scan 1.png").exists()
+
+
+def test_animated_gifs_and_16_bit_files_are_named_in_warnings(tmp_path, tiny_model_dir, capsys, caplog) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [Image.fromarray(_pattern(16, 20) // k).convert("P") for k in (1, 2, 3)]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    Image.fromarray(_pattern(16, 20)[..., 0].astype(np.uint16) * 257).save(src / "deep.tif")
+    Image.fromarray(_pattern(16, 20)).save(src / "plain.png")
+    with caplog.at_level(logging.WARNING, logger="expertcolor.cli"):
+        rc, stdout, _ = _run(["colorize", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir)],
+                             capsys)
+    assert rc == 0 and "colorized 3" in stdout
+    messages = [r.getMessage() for r in caplog.records if r.name == "expertcolor.cli"]
+    assert any("anim.gif" in m and "only the first frame is colorized" in m for m in messages), messages
+    assert any("deep.tif" in m and "16-bit input is written as 8-bit" in m for m in messages), messages
+    assert not any("plain.png" in m for m in messages)
+
+
+def test_threads_option_and_one_thread_for_small_photos(input_tree, tiny_model_dir, tmp_path, capsys,
+                                                        monkeypatch) -> None:
+    """Defect 7: two threads on a busy machine made small photos 100x slower than one."""
+    import torch
+
+    import expertcolor.cli as cli
+
+    (input_tree / "broken.jpg").unlink()
+    monkeypatch.setattr(cli, "SMALL_PIXELS", 1000)  # gray.png (600 px), rotated.jpg (960) small; photo.jpeg not
+    used: dict[int, int] = {}
+    real = ExpertColorizer.colorize
+
+    def colorize(self, images, **kw):
+        for img in images if isinstance(images, list) else [images]:
+            used[img.width * img.height] = torch.get_num_threads()
+        return real(self, images, **kw)
+
+    monkeypatch.setattr(ExpertColorizer, "colorize", colorize)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        argv = ["colorize", str(input_tree), "--model", str(tiny_model_dir), "--batch-size", "1"]
+        rc, _, _ = _run([*argv, "-o", str(tmp_path / "a")], capsys)
+        assert rc == 0 and used == {600: 1, 960: 1, 1152: 4}
+        assert torch.get_num_threads() == 4  # restored
+        used.clear()
+        rc, _, _ = _run([*argv, "-o", str(tmp_path / "b"), "--threads", "3"], capsys)
+        assert rc == 0 and used == {600: 3, 960: 3, 1152: 3} and torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(threads)
+    rc, _, err = _run([*argv, "--threads", "0"], capsys)
+    assert rc == 2 and "argument --threads: expected a positive integer" in err
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["colorize"].format_help()
+    assert "--threads" in help_text and "--max-pixels" in help_text and "--overwrite" in help_text
