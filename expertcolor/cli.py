@@ -268,15 +268,22 @@ def save_image(image: Image.Image, path: Path, loaded: _Loaded | None = None) ->
 
 
 # -- colorize -----------------------------------------------------------------------------------------
+def _merge_from_arg(spec: str) -> Any:
+    """The merge strategy of a ``--merge`` value (``soft``, ``context:strength=0.75``, ...)."""
+    from .merge import create_merge, list_merges
+
+    try:
+        return create_merge(spec)
+    except ValueError as e:
+        raise UserError(f"--merge {spec}: {e} (strategies: {', '.join(list_merges())})") from None
+
+
 def _load_colorizer(args: argparse.Namespace) -> Any:
     from .colorizer import ExpertColorizer
-    from .merge import list_merges
 
     overrides: dict[str, Any] = {}
     if getattr(args, "merge", None):
-        if args.merge not in list_merges():
-            raise UserError(f"unknown merge {args.merge!r}; choose from {', '.join(list_merges())}")
-        overrides["merge"] = args.merge
+        overrides["merge"] = _merge_from_arg(args.merge)
     if getattr(args, "working_size", None):
         overrides["working_size"] = args.working_size
     if getattr(args, "batch_size", None):
@@ -498,14 +505,12 @@ def _cmd_assemble(args: argparse.Namespace) -> int:
 
     from .colorizer import ExpertColorizer
     from .experts import Expert
-    from .merge import create_merge, list_merges
     from .segmentation import load_segmenter
 
     for d in [args.segmenter, *args.expert]:
         if not (Path(d) / "config.json").is_file():
             raise UserError(f"not a model directory (no config.json): {d}")
-    if args.merge not in list_merges():
-        raise UserError(f"unknown merge {args.merge!r}; choose from {', '.join(list_merges())}")
+    merge = _merge_from_arg(args.merge)
     experts = [Expert.from_pretrained(d) for d in args.expert]
     if args.temperature is not None:
         if not 0 < args.temperature <= 1:
@@ -522,7 +527,7 @@ def _cmd_assemble(args: argparse.Namespace) -> int:
         raise UserError(f"expert names must be distinct, got {names}")
     segmenter = load_segmenter(args.segmenter)
     colorizer = ExpertColorizer(
-        experts, segmenter, merge=create_merge(args.merge), working_size=args.working_size, device="cpu",
+        experts, segmenter, merge=merge, working_size=args.working_size, device="cpu",
         flip_segmentation=args.flip_segmentation,
     )
     for e in experts:  # route each expert's own classes (the default table covers the four defaults)
@@ -557,7 +562,8 @@ PRIOR_CORRECTION_HELP = ("how much of the training's boost of rare colours the e
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="model directory (default: the embedded default weights)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
-    p.add_argument("--merge", metavar="NAME", help="merge strategy override (hard, soft, feather, guided)")
+    p.add_argument("--merge", metavar="NAME", help="merge strategy override: hard, soft, feather, guided, context; "
+                   "parameters as NAME:KEY=VALUE,... (e.g. context:strength=0.75)")
     p.add_argument("--working-size", type=positive_int, metavar="N", help="long side at which the networks run")
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="images per forward pass")
     p.add_argument("--flip-segmentation", choices=("on", "off"),
@@ -627,7 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--segmenter", required=True, metavar="DIR", help="segmenter directory (train-segmenter output)")
     m.add_argument("--expert", required=True, nargs="+", metavar="DIR", help="expert directories (train-expert output)")
     m.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
-    m.add_argument("--merge", default="soft", help="merge strategy stored in the model (default %(default)s)")
+    m.add_argument("--merge", default="soft",
+                   help="merge strategy stored in the model, NAME or NAME:KEY=VALUE,... (default %(default)s)")
     m.add_argument("--working-size", type=positive_int, default=256, help="stored working size (default %(default)s)")
     m.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     m.add_argument("--flip-segmentation", action="store_true",

@@ -208,17 +208,36 @@ def list_merges() -> list[str]:
 
 
 def create_merge(name: str, **params: Any) -> MergeStrategy:
-    """Build a merge strategy by name.
+    """Build a merge strategy by name, or from a spec ``"name:key=value,key=value"``.
+
+    The spec form is what the command line takes (``--merge context:strength=0.75``); its values
+    are read as numbers where they look like numbers.
 
     Raises:
-        ValueError: for an unknown name or parameter.
+        ValueError: for an unknown name or parameter, or a malformed spec.
     """
+    if ":" in name:
+        name, spec = name.split(":", 1)
+        for item in filter(None, (x.strip() for x in spec.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"bad merge parameter {item!r}; write name:key=value,key=value")
+            params[key.strip()] = _number_or_text(value.strip())
     if name not in _MERGES:
         raise ValueError(f"unknown merge strategy {name!r}; choose from {list_merges()}")
     try:
         return _MERGES[name](**params)
     except TypeError as e:
         raise ValueError(f"bad parameters for merge {name!r}: {e}") from None
+
+
+def _number_or_text(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def blend(ab: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

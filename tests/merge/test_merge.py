@@ -186,3 +186,14 @@ def test_background_index_out_of_range_is_refused():
     probs, guide = subject_on_background()
     with pytest.raises(ValueError, match="background expert index 3"):
         create_merge("soft")(probs, guide, background=3)
+
+
+def test_merge_spec_strings_carry_parameters():
+    m = create_merge("context:strength=0.75,mode=share,min_share=0.1")
+    assert m.name == "context" and m.strength == 0.75 and m.mode == "share" and m.min_share == 0.1
+    assert create_merge("feather:width=8").width == 8
+    assert create_merge("soft") == create_merge("soft:")
+    with pytest.raises(ValueError, match="bad merge parameter"):
+        create_merge("context:strength")
+    with pytest.raises(ValueError, match="bad parameters"):
+        create_merge("soft:width=3")
