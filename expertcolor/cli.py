@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from PIL import Image
 
 from . import __version__
+from ._log import configure_cli_logging
 from .argtypes import nonnegative_float, nonnegative_int, positive_int, unit_float
 
 __all__ = ["main", "build_parser", "collect_inputs", "output_path", "rgb_icc", "save_image", "prefetch"]
@@ -656,6 +657,7 @@ def _message(err: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 some files failed, 2 usage/user error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    configure_cli_logging()
     try:
         if argv and argv[0] in TRAIN_COMMANDS:
             return _run_training(argv[0], argv[1:])

@@ -17,6 +17,9 @@ def run(argv: list[str] | None = None) -> None:
 
         if argv and argv[0] in ("expert", "train-expert"):
             argv = argv[1:]
+    from .._log import configure_cli_logging
+
+    configure_cli_logging()
     try:
         main(get_args_parser().parse_args(argv))
     except (FileNotFoundError, NotADirectoryError, ValueError) as e:  # bad data or arguments: say which

@@ -476,8 +476,8 @@ class Trainer:
         record = resolved_args(args)
         if args.resume and self.restore():
             if dist.is_main:
-                print(f"resumed from {self.checkpoint_path} at epoch {self.state['epoch']}, "
-                      f"step {self.state['step_in_epoch']}/{self.steps_per_epoch}", file=sys.stderr)
+                logger.info(f"resumed from {self.checkpoint_path} at epoch {self.state['epoch']}, "
+                      f"step {self.state['step_in_epoch']}/{self.steps_per_epoch}")
             # args.json holds this run's options; each resume adds what it changed.
             resume = {"epoch": self.state["epoch"], "step_in_epoch": self.state["step_in_epoch"],
                       "global_step": self.state["global_step"],
@@ -595,8 +595,8 @@ class Trainer:
         st["loss_sum"], st["loss_n"] = 0.0, 0
         if dist.is_main:
             shown = {k: v for k, v in rec.items() if k not in ("skipped_train_files",)}
-            print("epoch " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                      for k, v in shown.items()), file=sys.stderr)
+            logger.info("epoch " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in shown.items()))
         self.save()
         self._write_metrics()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +47,8 @@ from .losses import LOSSES, RegressionLoss, SoftEncodedCELoss, estimate_bin_prio
 from .metrics import color_metrics
 
 __all__ = ["get_args_parser", "main", "build_datasets", "sample_weights", "route_weight_table", "RawExpert"]
+
+logger = logging.getLogger(__name__)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -359,9 +361,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         trainer = Trainer(args, RawExpert(expert), criterion, train_set, make_evaluator(args, val_set, dist), dist,
                           sample_weights=draw_weights)
         if dist.is_main:
-            print(f"train-expert {args.name}: {len(train_set)} train / {len(val_set)} val images, "
+            logger.info(f"train-expert {args.name}: {len(train_set)} train / {len(val_set)} val images, "
                   f"{trainer.steps_per_epoch} steps/epoch x {args.epochs} epochs, loss {args.loss}, "
-                  f"device {dist.device}, world size {dist.world_size}", file=sys.stderr)
+                  f"device {dist.device}, world size {dist.world_size}")
         result = trainer.fit()
         if result["stopped"]:
             return result
@@ -389,7 +391,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             )
             out_dir = expert.save_pretrained(Path(args.out) / "expert")
             result["expert_dir"] = str(out_dir)
-            print(f"expert written to {out_dir}", file=sys.stderr)
+            logger.info(f"expert written to {out_dir}")
         return result
     finally:
         cleanup_distributed(dist)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,8 @@ LIGHT_FPN = {"decoder_pyramid_channels": 128, "decoder_segmentation_channels": 6
 SCENE_FRACTION = (0.01, 0.5)
 
 __all__ = ["get_args_parser", "main", "class_weights", "image_weights", "SegLoss"]
+
+logger = logging.getLogger(__name__)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -352,9 +354,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         trainer = Trainer(args, LogitsSegmenter(seg), SegLoss(weight), train_set,
                           make_evaluator(args, val_set, dist, n_cls), dist, sample_weights=sample_w)
         if dist.is_main:
-            print(f"train-segmenter: {len(train_set)} train / {len(val_set)} val pairs, "
-                  f"{trainer.steps_per_epoch} steps/epoch x {args.epochs} epochs, device {dist.device}",
-                  file=sys.stderr)
+            logger.info(f"train-segmenter: {len(train_set)} train / {len(val_set)} val pairs, "
+                        f"{trainer.steps_per_epoch} steps/epoch x {args.epochs} epochs, device {dist.device}")
         result = trainer.fit()
         if result["stopped"]:
             return result
@@ -388,7 +389,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             })
             out_dir = seg.save_pretrained(Path(args.out) / "segmenter")
             result["segmenter_dir"] = str(out_dir)
-            print(f"segmenter written to {out_dir}", file=sys.stderr)
+            logger.info(f"segmenter written to {out_dir}")
         return result
     finally:
         cleanup_distributed(dist)
