@@ -6,7 +6,8 @@
 # Every stage is one resumable run: re-running this script skips finished stages and continues an
 # unfinished one from its last checkpoint (--resume is exact), so the chain spans sessions. Kill it
 # at any time; run it again in the next session. `tools/train_specialists.sh --status` says where
-# the chain stands without training.
+# the chain stands without training. Bash reads this file while it runs: edit it only while no
+# chain is running (stop it, edit, start it again; the unfinished stage resumes).
 #
 #   A  g_union      the shipped generalist continued on the enlarged union (every domain, 12 roots)
 #   B  faces_b, birds_b, animals_b   each branched from g_union, specialised on its own domain's
