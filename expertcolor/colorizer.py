@@ -22,7 +22,7 @@ from .color import lab_to_rgb_gamut
 from .experts import Expert, check_expert_name
 from .hub import FORMAT_VERSION, default_model_dir, expert_subdir, verify_manifest, write_manifest
 from .io import DecodedImage, ImageInput, decode_inputs, encode_output
-from .merge import MergeStrategy, blend, create_merge, upsample_ab
+from .merge import MergeStrategy, blend, create_merge, upsample_ab, weight_region
 from .modeling import read_json, write_json
 from .segmentation import DEFAULT_EXPERT, DEFAULT_ROUTES, RoutingTable, Segmenter, load_segmenter
 
@@ -43,7 +43,8 @@ class ColorizationResult:
         rgb: the colorized image, in the caller's type (PIL, ndarray or tensor).
         L: working-resolution lightness ``(h, w)`` in ``[0, 100]``.
         ab: merged chroma ``(2, h, w)``.
-        expert_ab: ``{expert: (2, h, w)}`` for every expert that ran.
+        expert_ab: ``{expert: (2, h, w)}`` for every expert that ran; 0 outside the box it ran on
+            (see ``crop_margin``).
         weights: ``{expert: (h, w)}`` blend weights (all experts; they sum to 1 per pixel).
         labels: ``(h, w)`` index of the most probable segmentation category.
         categories: category names indexed by ``labels``.
@@ -77,6 +78,9 @@ class ExpertColorizer:
         batch_size: images per forward pass when colorizing lists.
         flip_segmentation: average the segmenter's probabilities over the photo and its mirror image
             (test-time augmentation: one more segmenter pass, steadier routing).
+        crop_margin: each expert runs only on the box around the pixels it has weight on, widened
+            by this many working-resolution pixels of context (and snapped to the encoder's
+            stride); ``None`` runs every active expert on the whole photo.
 
     Example:
         >>> colorizer = ExpertColorizer.from_pretrained()          # doctest: +SKIP
@@ -94,6 +98,7 @@ class ExpertColorizer:
         device: str | torch.device | None = None,
         batch_size: int = 8,
         flip_segmentation: bool = False,
+        crop_margin: int | None = 64,
     ) -> None:
         if isinstance(experts, Mapping):
             named = dict(experts)
@@ -125,6 +130,9 @@ class ExpertColorizer:
             raise ValueError("batch_size must be >= 1")
         self.batch_size = int(batch_size)
         self.flip_segmentation = bool(flip_segmentation)
+        if crop_margin is not None and int(crop_margin) < 0:
+            raise ValueError(f"crop_margin must be >= 0 or None, got {crop_margin}")
+        self.crop_margin = None if crop_margin is None else int(crop_margin)
         self.device = torch.device(device) if device is not None else _default_device()
         self.to(self.device)
 
@@ -139,7 +147,7 @@ class ExpertColorizer:
             path: the directory; ``None`` loads the default weights embedded in the package.
             device: where to run.
             **overrides: constructor arguments that replace the saved ones (``merge``,
-                ``working_size``, ``upsample``, ``batch_size``, ``flip_segmentation``), and
+                ``working_size``, ``upsample``, ``batch_size``, ``flip_segmentation``, ``crop_margin``), and
                 ``prior_correction`` (``[0, 1]``) for every classification expert: how much of
                 the training's boost of rare colours to undo (0 vivid as trained, 1 calibrated and
                 more neutral; see :meth:`Expert.decode`).
@@ -173,6 +181,7 @@ class ExpertColorizer:
             "upsample": cfg.get("upsample", "guided"),
             "batch_size": cfg.get("batch_size", 8),
             "flip_segmentation": cfg.get("flip_segmentation", False),
+            "crop_margin": cfg.get("crop_margin", 64),
         }
         kwargs.update(overrides)
         return cls(experts, segmenter, routing, device=device, **kwargs)
@@ -185,6 +194,7 @@ class ExpertColorizer:
             "upsample": self.upsample,
             "batch_size": self.batch_size,
             "flip_segmentation": self.flip_segmentation,
+            "crop_margin": self.crop_margin,
             "merge": self.merge.to_dict(),
             "routing": self.routing.to_dict(),
             "experts": list(self.experts),
@@ -327,10 +337,21 @@ class ExpertColorizer:
         weights = self.merge(routed, L_small / 100.0, background=self.routing.experts.index(self.routing.default))
         names = list(self.routing.experts)
         active = [e for e in range(len(names)) if bool((weights[:, e] > 0).any())]
-        expert_ab = {names[e]: self.experts[names[e]](L_small) for e in active}
+        expert_ab = {names[e]: self._run_expert(names[e], L_small, weights[:, e]) for e in active}
         stacked = torch.stack([expert_ab[names[e]] for e in active], dim=1)
         ab = blend(stacked, weights[:, active])
         return {"ab": ab, "weights": weights, "probs": probs, "routing": routed, "expert_ab": expert_ab}
+
+    def _run_expert(self, name: str, L_small: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Expert ``name``'s ab ``(B, 2, h, w)``, computed only inside the box it has weight in
+        (plus ``crop_margin``); zero outside, where its weight is zero."""
+        box = None if self.crop_margin is None else weight_region(weight, self.crop_margin)
+        if box is None:
+            return self.experts[name](L_small)
+        top, bottom, left, right = box
+        ab = L_small.new_zeros(L_small.shape[0], 2, *L_small.shape[-2:])
+        ab[..., top:bottom, left:right] = self.experts[name](L_small[..., top:bottom, left:right])
+        return ab
 
     def segment(self, L_small: torch.Tensor) -> torch.Tensor:
         """The segmenter's class probabilities ``(B, C, h, w)`` for working-resolution L ``(B, 1, h, w)``,

@@ -11,6 +11,7 @@ from PIL import Image
 from expertcolor import ExpertColorizer, WeightsNotFoundError, create_expert
 from expertcolor.color import rgb_to_lab
 from expertcolor.hub import add_expert_to_model_dir, default_model_dir
+from expertcolor.merge import create_merge
 from expertcolor.segmentation import VOC_CATEGORIES, Segmenter
 
 from .conftest import make_colorizer
@@ -409,3 +410,44 @@ def test_model_dir_without_manifest_or_routing(tmp_path, tiny_model_dir, caplog)
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="no 'routing' table"):
         ExpertColorizer.from_pretrained(d)
+
+
+def test_experts_run_only_on_the_box_they_have_weight_in(tiny_colorizer, rgb_image, monkeypatch):
+    """With crop_margin each expert sees only its region; with a margin as large as the photo the
+    output is the whole-photo output exactly."""
+    import copy
+
+    whole = copy.copy(tiny_colorizer)
+    whole.crop_margin = None
+    wide = copy.copy(tiny_colorizer)
+    wide.crop_margin = 10_000
+    assert np.array_equal(wide.colorize(rgb_image), whole.colorize(rgb_image))
+    # Route the left quarter of the photo to one expert and the rest to the background: the subject
+    # expert then runs on a crop, the background expert on the whole photo.
+    names = list(tiny_colorizer.routing.experts)
+    bg = names.index(tiny_colorizer.routing.default)
+    subject = next(i for i in range(len(names)) if i != bg)
+
+    class LeftQuarterRouting:
+        experts, default = tiny_colorizer.routing.experts, tiny_colorizer.routing.default
+
+        def __call__(self, probs):
+            r = torch.zeros(probs.shape[0], len(names), *probs.shape[-2:])
+            q = probs.shape[-1] // 4
+            r[:, bg, :, q:] = 1.0
+            r[:, subject, :, :q] = 1.0
+            return r
+
+    cropped = copy.copy(tiny_colorizer)
+    cropped.crop_margin = 0
+    cropped.merge = create_merge("hard")
+    cropped.routing = LeftQuarterRouting()
+    seen = {}
+    for n in names:
+        e = cropped.experts[n]
+        monkeypatch.setattr(e, "forward", lambda L, _e=e, _n=n, _f=e.forward: seen.setdefault(_n, L.shape) and _f(L))
+    L = torch.rand(1, 1, 128, 256) * 100
+    out = cropped.predict_ab(L)
+    assert seen[names[subject]][-1] == 64 and seen[names[subject]][-2] == 128  # a quarter of the width
+    assert seen[names[bg]][-2:] == (128, 192)  # the other three quarters: 75% < 80%, so cropped too
+    assert out["expert_ab"][names[subject]][..., 64:].abs().max() == 0  # nothing computed outside its box

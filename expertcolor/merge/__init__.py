@@ -13,6 +13,7 @@ from .strategies import (
     list_merges,
     normalize_weights,
     upsample_ab,
+    weight_region,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "create_merge",
     "list_merges",
     "blend",
+    "weight_region",
     "upsample_ab",
     "normalize_weights",
     "box_filter",

@@ -26,6 +26,7 @@ __all__ = [
     "create_merge",
     "list_merges",
     "blend",
+    "weight_region",
     "upsample_ab",
     "normalize_weights",
 ]
@@ -238,6 +239,43 @@ def _number_or_text(value: str) -> Any:
         except ValueError:
             pass
     return value
+
+
+def weight_region(
+    weights: torch.Tensor, margin: int, stride: int = 32, max_fraction: float = 0.8
+) -> tuple[int, int, int, int] | None:
+    """The rows and columns an expert must see to colour every pixel it has weight on.
+
+    The bounding box of ``weights > 0`` (over the whole batch), widened by ``margin`` pixels of
+    context on each side and snapped outwards to multiples of ``stride``, so that a network with
+    that output stride sees the crop on the same grid as the whole image and its output inside the
+    box matches the whole-image output up to the margin's effect.
+
+    Args:
+        weights: one expert's blend weights ``(B, h, w)``.
+        margin: context in pixels around the weighted pixels.
+        stride: the network's total stride (32 for the experts' encoders).
+        max_fraction: above this fraction of the image, cropping saves too little: ``None``.
+
+    Returns:
+        ``(top, bottom, left, right)`` (exclusive ends), or ``None`` for the whole image (also when
+        no pixel has weight).
+    """
+    if weights.dim() != 3:
+        raise ValueError(f"weights must have shape (B, h, w), got {tuple(weights.shape)}")
+    h, w = weights.shape[-2:]
+    on = weights > 0
+    rows = torch.nonzero(on.any(dim=0).any(dim=1)).flatten()
+    cols = torch.nonzero(on.any(dim=0).any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return None
+    top = max(0, (int(rows[0]) - margin) // stride * stride)
+    left = max(0, (int(cols[0]) - margin) // stride * stride)
+    bottom = min(h, -(-(int(rows[-1]) + 1 + margin) // stride) * stride)
+    right = min(w, -(-(int(cols[-1]) + 1 + margin) // stride) * stride)
+    if (bottom - top) * (right - left) > max_fraction * h * w:
+        return None
+    return top, bottom, left, right
 
 
 def blend(ab: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

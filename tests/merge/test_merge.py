@@ -197,3 +197,21 @@ def test_merge_spec_strings_carry_parameters():
         create_merge("context:strength")
     with pytest.raises(ValueError, match="bad parameters"):
         create_merge("soft:width=3")
+
+
+def test_weight_region_covers_the_weighted_pixels_with_margin_on_the_stride_grid():
+    from expertcolor.merge import weight_region
+
+    w = torch.zeros(2, 256, 192)
+    w[0, 100:120, 40:50] = 0.3
+    w[1, 130:131, 60:61] = 1.0  # the box is the union over the batch
+    top, bottom, left, right = weight_region(w, margin=16, stride=32)
+    assert (top, bottom, left, right) == (64, 160, 0, 96)
+    assert all(v % 32 == 0 for v in (top, bottom, left, right))
+    assert weight_region(w, margin=16, stride=32, max_fraction=0.1) is None  # too large to be worth a crop
+    assert weight_region(torch.zeros(1, 64, 64), margin=0) is None  # nothing weighted
+    w = torch.zeros(1, 100, 100)
+    w[0, 98:, 98:] = 1.0
+    assert weight_region(w, margin=8, stride=32) == (64, 100, 64, 100)  # clamped to the image
+    with pytest.raises(ValueError, match=r"\(B, h, w\)"):
+        weight_region(torch.zeros(1, 1, 8, 8), margin=0)
