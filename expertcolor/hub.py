@@ -147,6 +147,8 @@ def add_expert_to_model_dir(
     name = ecfg.get("name")
     target = expert_subdir(model_dir, name)  # before any write or delete: the name is untrusted input
     classes = list(ecfg.get("classes", []) if classes is None else classes)
+    if not isinstance(cfg.get("routing"), dict) or "routes" not in cfg["routing"] or "default" not in cfg["routing"]:
+        raise ValueError(f"{model_dir}/config.json has no routing table (routes, default); is this a model directory?")
     routing = cfg["routing"]
     if not classes and name != routing["default"]:  # the default expert takes every unrouted category
         raise ValueError(f"expert {name!r} owns no classes; pass the categories to route to it")
@@ -155,7 +157,9 @@ def add_expert_to_model_dir(
             raise ValueError(f"expert {name!r} regresses ab; a temperature applies to classification experts only")
         ecfg = {**ecfg, "temperature": float(temperature)}
         Expert.config_from_dict(ecfg)  # ExpertConfig's own checks (the temperature range) before any write
-    categories = read_json(model_dir / "segmenter" / "config.json")["categories"]
+    categories = read_json(model_dir / "segmenter" / "config.json").get("categories")
+    if not categories:
+        raise ValueError(f"{model_dir}/segmenter/config.json lists no categories")
     experts = list(dict.fromkeys([*cfg.get("experts", routing.get("experts", [])), name]))
     routes = {**routing["routes"], **{c: name for c in classes}}
     table = RoutingTable(routes, routing["default"], categories, experts)  # validates names

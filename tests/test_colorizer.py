@@ -451,3 +451,18 @@ def test_experts_run_only_on_the_box_they_have_weight_in(tiny_colorizer, rgb_ima
     assert seen[names[subject]][-1] == 64 and seen[names[subject]][-2] == 128  # a quarter of the width
     assert seen[names[bg]][-2:] == (128, 192)  # the other three quarters: 75% < 80%, so cropped too
     assert out["expert_ab"][names[subject]][..., 64:].abs().max() == 0  # nothing computed outside its box
+
+
+def test_add_expert_to_a_model_dir_with_a_broken_config_names_the_problem(tmp_path, tiny_model_dir):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    create_expert(name="vehicles", classes=["car"]).save_pretrained(tmp_path / "veh")
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "routing"}))
+    with pytest.raises(ValueError, match="no routing table"):
+        add_expert_to_model_dir(d, tmp_path / "veh")
+    (d / "config.json").write_text(json.dumps(cfg))
+    seg = json.loads((d / "segmenter" / "config.json").read_text())
+    (d / "segmenter" / "config.json").write_text(json.dumps({k: v for k, v in seg.items() if k != "categories"}))
+    with pytest.raises(ValueError, match="lists no categories"):
+        add_expert_to_model_dir(d, tmp_path / "veh")
