@@ -56,7 +56,7 @@ def _check_channels(x: torch.Tensor, name: str) -> None:
 
 
 def _matmul_channels(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Apply a 3x3 matrix over the channel dimension (-3)."""
+    """Apply an (n, 3) matrix over the channel dimension (-3)."""
     return torch.einsum("ij,...jhw->...ihw", m.to(device=x.device, dtype=x.dtype), x)
 
 
@@ -141,9 +141,11 @@ def lab_to_rgb_gamut(lab: torch.Tensor, iterations: int = 14) -> torch.Tensor:
     _check_channels(lab, "lab")
     lab = lab.clone()
     lab[..., 0, :, :] = lab[..., 0, :, :].clamp(0.0, 100.0)
-    ok = in_gamut(lab)
+    # One full-resolution conversion serves both the gamut test and the in-gamut pixels' result.
+    rgb = lab_to_rgb(lab, clip=False)
+    ok = ((rgb >= -1e-4) & (rgb <= 1.0 + 1e-4)).all(dim=-3)
     if bool(ok.all()):
-        return lab_to_rgb(lab)
+        return rgb.clamp_(0.0, 1.0)
     # Work on the offending pixels only: (N, 3) -> (N, 3, 1, 1) so the conversions apply.
     lab_last = lab.movedim(-3, -1)
     bad = lab_last[~ok]
@@ -156,9 +158,10 @@ def lab_to_rgb_gamut(lab: torch.Tensor, iterations: int = 14) -> torch.Tensor:
         fits = in_gamut(cand).view(-1, 1)
         lo = torch.where(fits, mid, lo)
         hi = torch.where(fits, hi, mid)
-    lab_last = lab_last.clone()
-    lab_last[~ok] = torch.cat([L, ab * lo], dim=1)
-    return lab_to_rgb(lab_last.movedim(-1, -3))
+    fixed = lab_to_rgb(torch.cat([L, ab * lo], dim=1)[:, :, None, None])[:, :, 0, 0]  # (N, 3)
+    rgb_last = rgb.movedim(-3, -1).clone()
+    rgb_last[~ok] = fixed
+    return rgb_last.movedim(-1, -3).clamp_(0.0, 1.0)
 
 
 def rgb_to_l(rgb: torch.Tensor) -> torch.Tensor:
@@ -170,7 +173,12 @@ def rgb_to_l(rgb: torch.Tensor) -> torch.Tensor:
     Returns:
         L, shape ``(..., 1, H, W)`` in ``[0, 100]``.
     """
-    return rgb_to_lab(rgb)[..., :1, :, :]
+    _check_channels(rgb, "rgb")
+    # L depends on the luminance Y alone: skip X, Z, a and b (rgb_to_lab's L up to float rounding).
+    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).clamp_min(0).pow(2.4), rgb / 12.92)
+    y = _matmul_channels(_XYZ_FROM_RGB[1:2], lin) / _WHITE_D65[1].item()
+    fy = torch.where(y > 0.008856, y.clamp_min(1e-12).pow(1.0 / 3.0), 7.787 * y + 16.0 / 116.0)
+    return 116.0 * fy - 16.0
 
 
 def normalize_l(L: torch.Tensor) -> torch.Tensor:

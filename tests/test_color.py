@@ -100,3 +100,33 @@ def test_ab_bins_and_normalisation():
     x = torch.linspace(-100, 100, 5)
     assert torch.allclose(denormalize_ab(normalize_ab(x)), x)
     assert normalize_l(torch.tensor([0.0, 100.0])).tolist() == [-1.0, 1.0]
+
+
+def test_rgb_to_l_is_rgb_to_lab_lightness():
+    from expertcolor.color import rgb_to_l
+
+    rgb = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(1))
+    rgb[0, :, 0, 0] = 0.0  # black and the linear segment of the sRGB curve
+    rgb[0, :, 0, 1] = 0.02
+    assert torch.allclose(rgb_to_l(rgb), rgb_to_lab(rgb)[:, :1], atol=1e-4)  # float rounding only
+
+
+def test_gamut_mapping_equals_the_plain_bisection_reference():
+    """The result reuses the first full conversion for in-gamut pixels; it must equal converting
+    the bisected Lab of every pixel again, as the reference below does."""
+    from expertcolor.color import in_gamut, lab_to_rgb_gamut
+
+    g = torch.Generator().manual_seed(0)
+    L0, ab0 = torch.rand(1, 1, 31, 37, generator=g) * 100, (torch.rand(1, 2, 31, 37, generator=g) - 0.5) * 160
+    lab = torch.cat([L0, ab0], 1)
+    ok = in_gamut(lab)
+    assert 0.2 < float((~ok).float().mean()) < 0.9
+    L, ab = lab[:, :1], lab[:, 1:]
+    lo, hi = torch.zeros_like(L), torch.ones_like(L)
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        fits = in_gamut(torch.cat([L, ab * mid], 1))[:, None]
+        lo, hi = torch.where(fits, mid, lo), torch.where(fits, hi, mid)
+    scale = torch.where(ok[:, None], torch.ones_like(lo), lo)
+    ref = lab_to_rgb(torch.cat([L, ab * scale], 1))
+    assert torch.allclose(lab_to_rgb_gamut(lab), ref, atol=1e-6)
