@@ -384,31 +384,41 @@ def _colorize_files(args: argparse.Namespace, default_threads: int) -> int:
         tqdm.write(f"{PROG}: skipping {path}: {_describe(err)}", file=sys.stderr)
         bar.update(1)
 
-    batch: list[tuple[Path, Path, _Loaded]] = []
+    # Outputs are decided before any photo is decoded or colorized: a photo whose output would
+    # replace its input, or a file that exists (or that an earlier input of this run will write),
+    # is reported and skipped without costing a network pass.
+    todo: list[tuple[Path, Path, Path]] = []
+    claimed: set[Path] = set()
+    for path, root in files:
+        target = output_path(path, root, out_dir, roots)
+        details = target.with_name(target.name + ".details")
+        if target.resolve() == path.resolve():
+            fail(path, UserError(f"the output would overwrite the input; choose another -o than {out_dir}"))
+            continue
+        existing = [t for t in (target, details)
+                    if (os.path.lexists(t) or t in claimed) and (t == target or args.details)]
+        if existing and not args.overwrite:
+            kept += 1
+            fail(path, UserError(f"{existing[0]} already exists; --overwrite replaces it"))
+            continue
+        claimed.update((target, details))
+        todo.append((path, target, details))
+
+    batch: list[tuple[Path, Path, Path, _Loaded]] = []
 
     def flush() -> None:
-        nonlocal n_ok, kept
+        nonlocal n_ok
         if not batch:
             return
         if args.threads is None:  # one thread for small photos: more only add overhead (see --threads)
-            small = all(b[2].image.width * b[2].image.height < SMALL_PIXELS for b in batch)
+            small = all(b[3].image.width * b[3].image.height < SMALL_PIXELS for b in batch)
             want = 1 if small else default_threads
             if torch.get_num_threads() != want:
                 torch.set_num_threads(want)
-        results = _colorize_batch(colorizer, [b[2].image for b in batch], args.details, args.saturation)
-        for (path, root, loaded), res in zip(batch, results):
+        results = _colorize_batch(colorizer, [b[3].image for b in batch], args.details, args.saturation)
+        for (path, target, details, loaded), res in zip(batch, results):
             if isinstance(res, BaseException):
                 fail(path, res)
-                continue
-            target = output_path(path, root, out_dir, roots)
-            details = target.with_name(target.name + ".details")
-            if target.resolve() == path.resolve():
-                fail(path, UserError(f"the output would overwrite the input; choose another -o than {out_dir}"))
-                continue
-            existing = [t for t in (target, details) if os.path.lexists(t) and (t == target or args.details)]
-            if existing and not args.overwrite:
-                kept += 1
-                fail(path, UserError(f"{existing[0]} already exists; --overwrite replaces it"))
                 continue
             try:
                 save_image(res.rgb if args.details else res, target, loaded)
@@ -422,13 +432,13 @@ def _colorize_files(args: argparse.Namespace, default_threads: int) -> int:
         batch.clear()
 
     ahead = max(2 * args.workers, colorizer.batch_size)
-    for (path, root), fut in prefetch(lambda pr: _safe_load(pr[0]), files, args.workers, ahead):
+    for (path, target, details), fut in prefetch(lambda item: _safe_load(item[0]), todo, args.workers, ahead):
         try:
             loaded = fut.result()
         except Exception as e:  # noqa: BLE001 - reported for this file, which is skipped
             fail(path, e)
             continue
-        batch.append((path, root, loaded))
+        batch.append((path, target, details, loaded))
         if len(batch) >= colorizer.batch_size:
             flush()
     flush()
