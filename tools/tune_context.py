@@ -69,8 +69,8 @@ def run_domain(colorizer: ExpertColorizer, generalist: Expert, data: Path, domai
     scores |= {"expert alone": [], "generalist": [], "gray": []}
     cf_true, active = [], {label: [] for label, _, _ in GRID}
     for path in validation_photos(data, domain, n):
-        decoded = decode_inputs(str(path))[0]
-        gt = _rgb(path)
+        gt = _rgb(path)  # read once: the truth, and its L (as evaluate does)
+        decoded = decode_inputs(gt)[0]
         cf_true.append(metrics.colorfulness(gt))
         small = _resize(decoded.L, colorizer.working_shape(*decoded.L.shape[-2:]))
         routed = colorizer.routing(colorizer.segment(small))
