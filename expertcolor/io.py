@@ -142,13 +142,15 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         raise _too_large(path, img.width * img.height, limit, img.size)
     try:
         img.load()
-    except BaseException as e:
+    except Image.DecompressionBombError as e:  # e.g. a GIF frame larger than its header says
         img.close()
-        if isinstance(e, Image.DecompressionBombError):  # e.g. a GIF frame larger than its header says
-            raise _bomb(path, e) from None
-        if isinstance(e, Exception) and not isinstance(e, MemoryError):
-            raise _unreadable(path, e) from None
+        raise _bomb(path, e) from None
+    except MemoryError:
+        img.close()
         raise
+    except Exception as e:  # noqa: BLE001 - as for Image.open above
+        img.close()
+        raise _unreadable(path, e) from None
     try:
         return ImageOps.exif_transpose(img)
     except Exception as e:  # noqa: BLE001 - a damaged EXIF block should not lose the photo

@@ -477,7 +477,7 @@ class Trainer:
         if args.resume and self.restore():
             if dist.is_main:
                 logger.info(f"resumed from {self.checkpoint_path} at epoch {self.state['epoch']}, "
-                      f"step {self.state['step_in_epoch']}/{self.steps_per_epoch}")
+                            f"step {self.state['step_in_epoch']}/{self.steps_per_epoch}")
             # args.json holds this run's options; each resume adds what it changed.
             resume = {"epoch": self.state["epoch"], "step_in_epoch": self.state["step_in_epoch"],
                       "global_step": self.state["global_step"],
