@@ -31,6 +31,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ..color import rgb_to_lab
+from ..files import IMAGE_EXTENSIONS, MIN_CHROMA, list_images, mean_chroma, open_label_map
 
 __all__ = [
     "IMG_EXTENSIONS",
@@ -46,7 +47,7 @@ __all__ = [
     "iter_base_datasets",
 ]
 
-IMG_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMG_EXTENSIONS = IMAGE_EXTENSIONS  # the older name, kept for imports
 
 #: Codes of the shared skip table.
 OK, UNREADABLE, GRAYSCALE = 0, 1, 2
@@ -71,23 +72,6 @@ class Augment:
     scale: tuple[float, float] = (0.35, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = True
-
-
-def list_images(
-    root: str | os.PathLike, recursive: bool = True, extensions: Sequence[str] = IMG_EXTENSIONS
-) -> list[Path]:
-    """Image files below ``root`` (by lower-case ``extensions``), sorted; hidden files and folders
-    below ``root`` are ignored ("../photos" itself is not hidden)."""
-    root = Path(root)
-    it = root.rglob("*") if recursive else root.iterdir()
-    out = [
-        p
-        for p in it
-        if p.suffix.lower() in extensions
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and p.is_file()
-    ]
-    return sorted(out)
 
 
 def seeded_split(items: Sequence, split: str, val_fraction: float, seed: int) -> list:
@@ -167,17 +151,6 @@ def _exif_transposes(im: Image.Image) -> bool:
         return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
     except Exception:  # noqa: BLE001 - broken EXIF is not our problem
         return False
-
-
-#: Photos whose :func:`mean_chroma` is below this are grayscale: training skips them, evaluation warns.
-MIN_CHROMA = 4.0
-
-
-def mean_chroma(img: Image.Image) -> float:
-    """Mean over pixels of ``max(R,G,B) - min(R,G,B)`` (0..255), on a <=64 px thumbnail."""
-    small = img if max(img.size) <= 96 else img.resize((64, 64), Image.BILINEAR)
-    a = np.asarray(small, dtype=np.int16)
-    return float((a.max(axis=2) - a.min(axis=2)).mean())
 
 
 def rgb_uint8_to_tensor(img: Image.Image) -> torch.Tensor:
@@ -399,9 +372,7 @@ class LabDataset(ImageDataset):
         img, orig = decode_rgb(sample.path, self._draft_side())
         label = None
         if label_path is not None:
-            with Image.open(label_path) as lb:
-                lb.load()
-                label = lb if lb.mode in ("P", "L") else lb.convert("L")
+            label = open_label_map(label_path)
             if label.size != orig:
                 raise LabelMapError(f"label map {label_path} is {label.size}, image {sample.path} is {orig}")
         sx, sy = img.size[0] / orig[0], img.size[1] / orig[1]

@@ -38,3 +38,12 @@ DEFAULT_ROUTES: dict[str, str] = {
     "cow": "animals",
 }
 DEFAULT_EXPERT = "places"
+
+# The routing groups that evaluation and segmenter training score (ids as in mixed/groups masks):
+# the three subjects with an expert of their own, and everything else.
+ROUTING_GROUPS: tuple[str, ...] = ("background", "person", "bird", "animal")
+#: VOC-21 id -> routing group id (person -> 1, bird -> 2, cat/cow/dog/horse/sheep -> 3, else 0).
+VOC_TO_GROUP: tuple[int, ...] = tuple(
+    1 if c == "person" else 2 if c == "bird" else 3 if DEFAULT_ROUTES.get(c) == "animals" else 0
+    for c in VOC_CATEGORIES
+)
