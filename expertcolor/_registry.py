@@ -19,9 +19,17 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "UnknownNameError"]
 
 T = TypeVar("T")
+
+
+class UnknownNameError(KeyError, ValueError):
+    """A name no entry is registered under. A ``KeyError`` (a failed look-up) and a ``ValueError``
+    (bad input, as the families raised before they had a registry); printed without quotes."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class Registry(Generic[T]):
@@ -60,12 +68,13 @@ class Registry(Generic[T]):
         """The entry registered as ``name``.
 
         Raises:
-            KeyError: if ``name`` is unknown; the message lists the choices.
+            UnknownNameError: (a ``KeyError`` and a ``ValueError``) if ``name`` is unknown; the message
+                lists the choices.
         """
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise KeyError(f"unknown {self.family} {name!r}; choose from {self.names()}") from None
+            raise UnknownNameError(f"unknown {self.family} {name!r}; choose from {self.names()}") from None
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call the entry registered as ``name`` with the given arguments (it must be callable)."""

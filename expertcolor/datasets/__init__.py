@@ -9,8 +9,10 @@ augmentation, and skipping + counting of unreadable or grayscale files.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from .._registry import Registry
 from .animals10 import ANIMALS10_CLASSES, Animals10
 from .base import (
     MIN_CHROMA,
@@ -35,7 +37,9 @@ from .segmentation import IGNORE_INDEX, SegmentationPairs, find_pairs, shared_se
 
 __all__ = [
     "DATASETS",
+    "DATASET_BUILDERS",
     "build_dataset",
+    "list_datasets",
     "Augment",
     "Sample",
     "ImageDataset",
@@ -61,7 +65,62 @@ __all__ = [
     "iter_base_datasets",
 ]
 
+#: Builders by dataset name: ``builder(root, split, classes, val_fraction, split_seed, **common)``
+#: with ``common`` the :class:`LabDataset` arguments (resolution, augment, seed, min_chroma).
+DATASET_BUILDERS: Registry[Callable[..., LabDataset]] = Registry("dataset")
+_Root = str | os.PathLike
+_Classes = Sequence[str] | None
+
+
+def _no_classes(kind: str, classes: Sequence[str] | None) -> None:
+    if classes:
+        raise ValueError(f"dataset {kind!r} has no class filter")
+
+
+@DATASET_BUILDERS.register("celeba")
+def _celeba(
+    root: _Root, split: str, classes: _Classes, val_fraction: float, split_seed: int, **common: Any
+) -> LabDataset:
+    _no_classes("celeba", classes)
+    return CelebA(root, split, **common)
+
+
+@DATASET_BUILDERS.register("cub")
+def _cub(
+    root: _Root, split: str, classes: _Classes, val_fraction: float, split_seed: int, **common: Any
+) -> LabDataset:
+    _no_classes("cub", classes)
+    return CUB200(root, "train" if split == "train" else "test", **common)
+
+
+@DATASET_BUILDERS.register("animals10")
+def _animals10(
+    root: _Root, split: str, classes: _Classes, val_fraction: float, split_seed: int, **common: Any
+) -> LabDataset:
+    return Animals10(root, split, classes, val_fraction, split_seed, **common)
+
+
+@DATASET_BUILDERS.register("places365")
+def _places365(
+    root: _Root, split: str, classes: _Classes, val_fraction: float, split_seed: int, **common: Any
+) -> LabDataset:
+    return Places365(root, split, classes, **common)
+
+
+@DATASET_BUILDERS.register("folder")
+def _folder(
+    root: _Root, split: str, classes: _Classes, val_fraction: float, split_seed: int, **common: Any
+) -> LabDataset:
+    return ImageFolder(root, split, classes, val_fraction, split_seed, **common)
+
+
+#: The dataset names in the order the training's ``--dataset`` help lists them.
 DATASETS: tuple[str, ...] = ("celeba", "cub", "animals10", "places365", "folder")
+
+
+def list_datasets() -> list[str]:
+    """Names of the dataset layouts :func:`build_dataset` reads, sorted."""
+    return DATASET_BUILDERS.names()
 
 
 def build_dataset(
@@ -89,19 +148,10 @@ def build_dataset(
         val_fraction, split_seed: seeded split (Animals-10, flat folders).
 
     Raises:
-        ValueError: on an unknown ``kind``.
+        UnknownNameError: (a ``KeyError`` and a ``ValueError``) on an unknown ``kind``; the message
+            lists the choices.
+        ValueError: for a class filter on a layout without classes.
     """
+    builder = DATASET_BUILDERS.get(kind)
     common = dict(resolution=resolution, augment=augment, seed=seed, min_chroma=min_chroma)
-    if kind in ("celeba", "cub") and classes:
-        raise ValueError(f"dataset {kind!r} has no class filter")
-    if kind == "celeba":
-        return CelebA(root, split, **common)
-    if kind == "cub":
-        return CUB200(root, "train" if split == "train" else "test", **common)
-    if kind == "animals10":
-        return Animals10(root, split, classes, val_fraction, split_seed, **common)
-    if kind == "places365":
-        return Places365(root, split, classes, **common)
-    if kind == "folder":
-        return ImageFolder(root, split, classes, val_fraction, split_seed, **common)
-    raise ValueError(f"unknown dataset {kind!r}; choose from {list(DATASETS)}")
+    return builder(root, split, classes, val_fraction, split_seed, **common)

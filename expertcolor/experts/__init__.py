@@ -2,7 +2,7 @@
 
 from .config import ExpertConfig, check_expert_name
 from .model import Expert
-from .registry import DEFAULT_EXPERT_ARCH, create_expert, list_experts, register_expert
+from .registry import DEFAULT_EXPERT_ARCH, EXPERTS, create_expert, list_experts, register_expert
 
 __all__ = [
     "Expert",
@@ -11,5 +11,6 @@ __all__ = [
     "create_expert",
     "list_experts",
     "register_expert",
+    "EXPERTS",
     "DEFAULT_EXPERT_ARCH",
 ]

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any
 
+from .._registry import Registry
 from .config import ExpertConfig
 from .model import Expert
 
-__all__ = ["list_experts", "create_expert", "register_expert", "DEFAULT_EXPERT_ARCH"]
+__all__ = ["EXPERTS", "list_experts", "create_expert", "register_expert", "DEFAULT_EXPERT_ARCH"]
 
 # FPN predicts at 1/4 resolution (upsampling=1: the expert upsamples decoded ab, not 225 bin
 # logits); colour is low-frequency, and on 2 CPU cores FPN trains ~3x faster than a U-Net of the
 # same encoder at 128^2 (62 vs 21 images/s, measured).
 DEFAULT_EXPERT_ARCH = "fpn_mobilenet_v2"
 
-_REGISTRY: dict[str, dict[str, Any]] = {}
+#: Architecture presets: name -> :class:`ExpertConfig` fields (all but ``name``).
+EXPERTS: Registry[dict[str, Any]] = Registry("expert architecture")
 
 
 def register_expert(name: str, **config_fields: Any) -> None:
-    """Register an architecture preset: fields for :class:`ExpertConfig` (all but ``name``)."""
-    if name in _REGISTRY:
-        raise ValueError(f"expert architecture {name!r} is already registered")
-    _REGISTRY[name] = config_fields
+    """Register an architecture preset: fields for :class:`ExpertConfig` (all but ``name``).
+
+    Raises:
+        ValueError: if ``name`` is already registered.
+    """
+    EXPERTS.register(name, config_fields)
 
 
 register_expert(
@@ -44,7 +47,7 @@ register_expert("unet_resnet34", arch="unet", encoder="resnet34")
 
 def list_experts() -> list[str]:
     """Names of the registered expert architectures, sorted."""
-    return sorted(_REGISTRY)
+    return EXPERTS.names()
 
 
 def create_expert(
@@ -68,15 +71,11 @@ def create_expert(
     Raises:
         KeyError: if ``arch`` is not registered (the message lists the choices).
     """
-    if arch not in _REGISTRY:
-        raise KeyError(f"unknown expert architecture {arch!r}; choose from {list_experts()}")
-    fields = {**_REGISTRY[arch], **overrides}
+    fields = {**EXPERTS.get(arch), **overrides}
     fields["provenance"] = {"preset": arch, **fields.get("provenance", {})}
     config = ExpertConfig(name=name, classes=tuple(classes), resolution=resolution, **fields)
     expert = Expert(config)
     if init_encoder is not None:
         expert.load_encoder(init_encoder)
-        expert.config = dataclasses.replace(
-            expert.config, provenance={**expert.config.provenance, "init_encoder": os.path.basename(str(init_encoder))}
-        )
+        expert.with_provenance(init_encoder=os.path.basename(str(init_encoder)))
     return expert

@@ -2,6 +2,7 @@
 
 from .filters import box_filter, guided_coefficients, guided_filter, guided_upsample, resize_rows
 from .strategies import (
+    MERGES,
     ContextMerge,
     FeatherMerge,
     GuidedMerge,
@@ -17,6 +18,7 @@ from .strategies import (
 )
 
 __all__ = [
+    "MERGES",
     "MergeStrategy",
     "HardMerge",
     "SoftMerge",

@@ -14,9 +14,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .._registry import Registry
 from .filters import box_filter, guided_coefficients, guided_filter, resize_rows
 
 __all__ = [
+    "MERGES",
     "MergeStrategy",
     "HardMerge",
     "SoftMerge",
@@ -198,14 +200,16 @@ class ContextMerge(MergeStrategy):
         return w.clamp_min_(0)
 
 
-_MERGES: dict[str, type[MergeStrategy]] = {
-    cls.name: cls for cls in (HardMerge, SoftMerge, FeatherMerge, GuidedMerge, ContextMerge)
-}
+#: The merge strategies by name (the name each class carries).
+MERGES: Registry[type[MergeStrategy]] = Registry("merge strategy")
+for _cls in (HardMerge, SoftMerge, FeatherMerge, GuidedMerge, ContextMerge):
+    MERGES.register(_cls.name, _cls)
+del _cls
 
 
 def list_merges() -> list[str]:
     """Names of the merge strategies."""
-    return sorted(_MERGES)
+    return MERGES.names()
 
 
 def create_merge(name: str, **params: Any) -> MergeStrategy:
@@ -215,7 +219,9 @@ def create_merge(name: str, **params: Any) -> MergeStrategy:
     are read as numbers where they look like numbers.
 
     Raises:
-        ValueError: for an unknown name or parameter, or a malformed spec.
+        UnknownNameError: (a ``KeyError`` and a ``ValueError``) for an unknown name; the message
+            lists the choices.
+        ValueError: for an unknown parameter or a malformed spec.
     """
     if ":" in name:
         name, spec = name.split(":", 1)
@@ -224,10 +230,9 @@ def create_merge(name: str, **params: Any) -> MergeStrategy:
             if not sep or not key.strip():
                 raise ValueError(f"bad merge parameter {item!r}; write name:key=value,key=value")
             params[key.strip()] = _number_or_text(value.strip())
-    if name not in _MERGES:
-        raise ValueError(f"unknown merge strategy {name!r}; choose from {list_merges()}")
+    cls = MERGES.get(name)
     try:
-        return _MERGES[name](**params)
+        return cls(**params)
     except TypeError as e:
         raise ValueError(f"bad parameters for merge {name!r}: {e}") from None
 

@@ -2,7 +2,7 @@
 
 from .base import Segmenter
 from .categories import DEFAULT_EXPERT, DEFAULT_ROUTES, VOC_CATEGORIES
-from .io import load_segmenter
+from .registry import SEGMENTERS, create_segmenter, list_segmenters, load_segmenter
 from .routing import RoutingTable
 from .smp_segmenter import GraySegmenter, SegmenterConfig
 from .torchvision_segmenter import TORCHVISION_SEGMENTERS, TorchvisionSegmenter, TorchvisionSegmenterConfig
@@ -19,4 +19,7 @@ __all__ = [
     "DEFAULT_ROUTES",
     "DEFAULT_EXPERT",
     "load_segmenter",
+    "create_segmenter",
+    "list_segmenters",
+    "SEGMENTERS",
 ]
