@@ -157,24 +157,48 @@ class Expert(PretrainedModel):
             )
         return expert
 
-    def with_prior_correction(self, alpha: float) -> Expert:
-        """Return self decoding with ``config.prior_correction = alpha`` (see :meth:`decode`).
+    def with_decoding(self, temperature: float | None = None, prior_correction: float | None = None) -> Expert:
+        """Return self decoding at the given settings (see :meth:`decode`); ``None`` keeps a setting.
+
+        The one way to change how a loaded expert decodes: the command line, the colorizer and
+        model-directory assembly all go through it, and nothing else reassigns ``config``.
+
+        Args:
+            temperature: annealed-mean temperature in ``(0, 1]`` (classification head; 1 = mean,
+                towards 0 = mode: more colourful, less safe).
+            prior_correction: how much of the training's class rebalancing to undo, ``[0, 1]``
+                (0 vivid as trained, 1 calibrated and more neutral).
 
         Raises:
-            TypeError: if ``alpha`` is not a number.
-            ValueError: if ``alpha`` is outside ``[0, 1]``, or non-zero for a regression expert or
-                one whose rebalancing weights are unknown.
+            TypeError: if a setting is not a number.
+            ValueError: if a setting is out of range, ``prior_correction`` is non-zero for a
+                regression expert or one whose rebalancing weights are unknown. Nothing changes then.
         """
-        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
-            raise TypeError(f"prior_correction must be a number, got {type(alpha).__name__}")
-        config = dataclasses.replace(self.config, prior_correction=float(alpha))  # range checks
-        if alpha and not self.has_rebalance_weights:
+        changes: dict[str, float] = {}
+        for key, value in (("temperature", temperature), ("prior_correction", prior_correction)):
+            if value is None:
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise TypeError(f"{key} must be a number, got {type(value).__name__}")
+            changes[key] = float(value)
+        config = dataclasses.replace(self.config, **changes)  # ExpertConfig's range checks
+        if prior_correction is not None and config.prior_correction and not self.has_rebalance_weights:
             raise ValueError(
                 f"expert {self.name!r} has no stored rebalancing weights (saved by an older version or "
                 "trained without rebalancing), so prior_correction must be 0"
             )
         self.config = config
         return self
+
+    def with_prior_correction(self, alpha: float) -> Expert:
+        """``with_decoding(prior_correction=alpha)``: return self decoding with that prior correction.
+
+        Raises:
+            TypeError: if ``alpha`` is not a number.
+            ValueError: if ``alpha`` is outside ``[0, 1]``, or non-zero for a regression expert or
+                one whose rebalancing weights are unknown.
+        """
+        return self.with_decoding(prior_correction=alpha)
 
     def load_encoder(self, path: str | os.PathLike) -> None:
         """Initialise the encoder from a local pretrained checkpoint (e.g. ImageNet MobileNetV2)."""
