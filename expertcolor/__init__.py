@@ -9,8 +9,8 @@ Public API::
 
 from .colorizer import ColorizationResult, ExpertColorizer
 from .experts import Expert, ExpertConfig, create_expert, list_experts
-from .hub import WeightsNotFoundError
 from .merge import create_merge, list_merges
+from .modeldir import WeightsNotFoundError
 from .segmentation import GraySegmenter, RoutingTable, Segmenter, SegmenterConfig, TorchvisionSegmenter
 
 __version__ = "0.1.0"

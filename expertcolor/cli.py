@@ -1,4 +1,4 @@
-"""The ``expertcolor`` command line.
+"""The ``expertcolor`` command line: parses arguments and dispatches to the library.
 
 ::
 
@@ -13,259 +13,34 @@
 Exit status: 0 on success, 1 when some files could not be colorized or written (each one is
 reported on stderr and skipped; an output that already exists counts, unless ``--overwrite``), 2 for
 bad usage or other user errors (printed as one line, without a traceback).
+
+The work is done elsewhere: :mod:`expertcolor.batch` (colorize many files),
+:mod:`expertcolor.modeldir` (assemble, add-expert), :mod:`expertcolor.evaluate`.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import glob
 import importlib
-import logging
 import os
 import sys
-import warnings
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-
-from PIL import Image
+from typing import Any
 
 from . import __version__
 from ._log import configure_cli_logging
 from .argtypes import nonnegative_float, nonnegative_int, positive_int, unit_float
+from .batch import SMALL_PIXELS, OutputExistsError, describe_error, first_line
 
-__all__ = ["main", "build_parser", "collect_inputs", "output_path", "rgb_icc", "save_image", "prefetch"]
+__all__ = ["main", "build_parser"]
 
 PROG = "expertcolor"
 TRAIN_COMMANDS = {"train-expert": "expertcolor.train.expert", "train-segmenter": "expertcolor.train.segmenter"}
-_ORIENTATION_TAG = 0x0112
-_QUALITY_FORMATS = {"JPEG", "WEBP"}
-_METADATA_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
-#: Photos below this many pixels count as small: batches of small photos run on one torch thread.
-SMALL_PIXELS = 250_000
-T = TypeVar("T")
-R = TypeVar("R")
-
-logger = logging.getLogger(__name__)
 
 
 class UserError(Exception):
     """A problem with the command line or its inputs: printed as one line, exit status 2."""
-
-
-# -- input collection ---------------------------------------------------------------------------------
-def _image_extensions() -> set[str]:
-    return {ext.lower() for ext in Image.registered_extensions()}
-
-
-def _is_hidden(path: Path) -> bool:
-    return any(part.startswith(".") and part not in (".", "..") for part in path.parts)
-
-
-def collect_inputs(inputs: Sequence[str], exclude: Path | None = None) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """Expand files, globs and folders (recursively) into ``(file, root)`` pairs.
-
-    ``root`` is the folder the output name is taken relative to: the folder argument for files found
-    in a folder, the file's parent for a file argument. In folders only files with an image
-    extension are taken (others are returned as skipped); a file named explicitly is always tried.
-    An argument that names an existing file or folder is taken literally, even when it looks like
-    a glob (``scan [1].png``); others with ``*``, ``?`` or ``[`` are expanded.
-
-    Args:
-        inputs: command-line arguments.
-        exclude: the output folder: files in it are skipped when it lies inside a folder argument.
-
-    Returns:
-        ``(inputs, skipped)``: unique ``(file, root)`` pairs in argument order, and non-image files
-        found in folders.
-
-    Raises:
-        UserError: if an argument matches nothing.
-    """
-    exts = _image_extensions()
-    exclude = exclude.resolve() if exclude is not None else None
-    seen: set[Path] = set()
-    found: list[tuple[Path, Path]] = []
-    skipped: list[Path] = []
-
-    def add(path: Path, root: Path) -> None:
-        key = path.resolve()
-        if key in seen:
-            return
-        seen.add(key)
-        found.append((path, root))
-
-    for arg in inputs:
-        if glob.has_magic(arg) and not os.path.lexists(arg):
-            matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True))]
-        else:
-            matches = [Path(arg)]
-        matches = [m for m in matches if m.exists()]
-        if not matches:
-            raise UserError(f"no such file or folder: {arg}")
-        for m in matches:
-            if m.is_dir():
-                # Skip earlier results when the output folder lies inside the folder being read.
-                inner = exclude if exclude is not None and exclude.is_relative_to(m.resolve()) else None
-                if inner == m.resolve():
-                    inner = None
-                for p in sorted(m.rglob("*")):
-                    if not p.is_file() or _is_hidden(p.relative_to(m)):
-                        continue
-                    # Where the entry lies, not where a symlink points: links in the output folder are outputs.
-                    if inner is not None and (p.parent.resolve() / p.name).is_relative_to(inner):
-                        continue
-                    if p.suffix.lower() in exts:
-                        add(p, m)
-                    else:
-                        skipped.append(p)
-            else:
-                add(m, m.parent)
-    return found, skipped
-
-
-def output_path(path: Path, root: Path, out_dir: Path, roots: Sequence[Path]) -> Path:
-    """Where the result for ``path`` goes: its path relative to ``root`` under ``out_dir``.
-
-    When several input roots are used, outputs go to ``out_dir/<root name>/...`` so that equal
-    relative paths from different roots do not collide (two roots with one name get ``_2``...).
-    """
-    rel = path.relative_to(root)
-    unique = list(dict.fromkeys(r.resolve() for r in roots))
-    if len(unique) <= 1:
-        return out_dir / rel
-    names: dict[Path, str] = {}
-    used: set[str] = set()
-    for r in unique:
-        base = r.name or "root"
-        name, k = base, 2
-        while name in used:
-            name, k = f"{base}_{k}", k + 1
-        used.add(name)
-        names[r] = name
-    return out_dir / names[root.resolve()] / rel
-
-
-# -- decoding ahead and saving ------------------------------------------------------------------------
-@dataclass
-class _Loaded:
-    image: Image.Image
-    icc: bytes | None
-    exif: bytes | None
-    format: str | None
-
-
-def _load(path: Path) -> _Loaded:
-    from .io import open_image
-
-    img = open_image(path)  # pixel limit checked, EXIF orientation applied; clean error if unreadable
-    with Image.open(path) as probe:  # the header again (decoding is done): format, frames, bit depth
-        fmt = probe.format
-        frames = getattr(probe, "n_frames", 1) if fmt != "MPO" else 1  # MPO: a camera JPEG and its previews
-        bits = _bit_depth(probe)
-    if frames > 1:
-        logger.warning("%s: only the first frame is colorized (the file has %d)", path, frames)
-    if bits > 8:
-        logger.warning("%s: %d-bit input is written as 8-bit", path, bits)
-    exif = img.getexif()
-    exif.pop(_ORIENTATION_TAG, None)
-    return _Loaded(img, rgb_icc(img.info.get("icc_profile")), exif.tobytes() if len(exif) else None, fmt)
-
-
-def _bit_depth(probe: Image.Image) -> int:
-    """Bits per sample of an opened, not yet decoded file: 8, 16 or 32 (from its mode and raw mode)."""
-    if probe.mode in ("I", "F"):
-        return 32 if not any("16" in _rawmode(t) for t in getattr(probe, "tile", ())) else 16
-    raw = [_rawmode(t) for t in getattr(probe, "tile", ())]
-    if probe.mode.startswith("I;16") or any(";16" in r and not r.startswith("BGR;") for r in raw):  # BGR;16: 5-6-5
-        return 16
-    return 8
-
-
-def _rawmode(tile: Any) -> str:
-    args = getattr(tile, "args", None)
-    raw = args[0] if isinstance(args, tuple) and args else args
-    return raw if isinstance(raw, str) else ""
-
-
-def rgb_icc(profile: bytes | None) -> bytes | None:
-    """``profile`` if it describes RGB data (the output is RGB), else ``None`` (gray/CMYK profiles)."""
-    if profile and len(profile) >= 20 and profile[16:20] == b"RGB ":
-        return profile
-    return None
-
-
-def _safe_load(path: Path) -> _Loaded:
-    """:func:`_load`, with every failure of one file as a ``ValueError`` (damaged and fuzzed files
-    raise many kinds; one of them must not end a whole folder's run)."""
-    try:
-        return _load(path)
-    except Exception as e:  # noqa: BLE001 - reported for this file, which is skipped
-        raise ValueError(_describe(e)) from None
-
-
-def prefetch(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int) -> Iterator[tuple[T, Future[R]]]:
-    """Apply ``fn`` to ``items`` in ``workers`` threads, at most ``ahead`` items in advance, in order.
-
-    Yields:
-        ``(item, future)`` pairs; ``future.result()`` returns ``fn(item)`` or raises its error.
-    """
-    if workers <= 0:
-        for item in items:
-            fut: Future[R] = Future()
-            try:
-                fut.set_result(fn(item))
-            except Exception as e:  # noqa: BLE001 - handed to the caller through the future
-                fut.set_exception(e)
-            yield item, fut
-        return
-    it = iter(items)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="expertcolor-decode") as pool:
-        pending: deque[tuple[T, Future[R]]] = deque()
-        for item in it:
-            pending.append((item, pool.submit(fn, item)))
-            if len(pending) >= ahead:
-                break
-        while pending:
-            item, fut = pending.popleft()
-            for nxt in it:  # top up by one
-                pending.append((nxt, pool.submit(fn, nxt)))
-                break
-            yield item, fut
-
-
-def _format_for(path: Path, fallback: str | None) -> str:
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    return fmt or fallback or "PNG"
-
-
-def save_image(image: Image.Image, path: Path, loaded: _Loaded | None = None) -> None:
-    """Save with the format of ``path``'s extension (JPEG/WebP quality 95), keeping ICC and EXIF.
-
-    The orientation tag is dropped: pixels are already upright. The file is written to a temporary
-    file in the same folder and renamed over ``path``: an interrupted run leaves no half-written
-    image, and a symlink at ``path`` is replaced, not written through. Whether ``path`` may be
-    replaced at all is the caller's decision (``colorize`` keeps existing files unless
-    ``--overwrite``).
-    """
-    from .modeling import atomic_write
-
-    fmt = _format_for(path, loaded.format if loaded else None)
-    if fmt == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
-        image = image.convert("RGB")
-    kwargs: dict[str, Any] = {}
-    if fmt in _QUALITY_FORMATS:
-        kwargs["quality"] = 95
-    if loaded is not None and fmt in _METADATA_FORMATS:
-        if loaded.icc:
-            kwargs["icc_profile"] = loaded.icc
-        if loaded.exif:
-            kwargs["exif"] = loaded.exif
-    atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **kwargs))
 
 
 # -- colorize -----------------------------------------------------------------------------------------
@@ -313,150 +88,38 @@ def _device(name: str | None) -> Any:
     return device
 
 
-def _write_details(result: Any, loaded: _Loaded, base: Path, colorizer: Any) -> None:
-    """``<name>.details/routing.png`` (expert map + legend) and ``expert-<name>.png`` per active expert."""
-    import numpy as np
-
-    from .evaluate import expert_rgb, routing_overlay
-    from .io import decode_inputs
-
-    base.mkdir(parents=True, exist_ok=True)
-    decoded = decode_inputs(loaded.image)[0]
-    gray = np.asarray(loaded.image.convert("L"))
-    save_image(routing_overlay(result, gray), base / "routing.png")
-    for name in result.expert_ab:
-        rgb = expert_rgb(result, name, decoded.L, upsample=colorizer.upsample)
-        save_image(Image.fromarray(rgb), base / f"expert-{name}.png")
-
-
-def _colorize_batch(colorizer: Any, images: list[Image.Image], details: bool, saturation: float) -> list[Any]:
-    """Colorize a batch; on failure retry one by one so that one bad image fails alone."""
-    try:
-        return colorizer.colorize(images, return_details=details, saturation=saturation)
-    except Exception as e:  # noqa: BLE001 - handed back per image, reported and skipped
-        if len(images) == 1:
-            return [e]
-    out: list[Any] = []
-    for img in images:
-        try:
-            out.append(colorizer.colorize(img, return_details=details, saturation=saturation))
-        except Exception as e:  # noqa: BLE001 - as above
-            out.append(e)
-    return out
-
-
 def _cmd_colorize(args: argparse.Namespace) -> int:
-    import torch
-
-    from .io import set_max_pixels
-
-    default_threads = torch.get_num_threads()
-    previous_limit = set_max_pixels(args.max_pixels) if args.max_pixels is not None else None
-    try:
-        with warnings.catch_warnings():
-            # Photos above the limit are refused with an error of their own; Pillow's warning about
-            # photos near its limit would only repeat it.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            if args.threads is not None:
-                torch.set_num_threads(args.threads)
-            return _colorize_files(args, default_threads)
-    finally:
-        torch.set_num_threads(default_threads)
-        if args.max_pixels is not None:
-            set_max_pixels(previous_limit)
-
-
-def _colorize_files(args: argparse.Namespace, default_threads: int) -> int:
-    import torch
     from tqdm.auto import tqdm
+
+    from .batch import collect_inputs, colorize_files
 
     out_dir = Path(args.output)
     files, skipped = collect_inputs(args.inputs, exclude=out_dir)
     if not files:
         raise UserError("no image files found in " + ", ".join(args.inputs))
     colorizer = _load_colorizer(args)
-    roots = [root for _, root in files]
-    n_ok, failed, kept = 0, [], 0
-    bar = tqdm(total=len(files), desc="colorize", unit="img", disable=None)
 
-    def fail(path: Path, err: BaseException) -> None:
-        failed.append(path)
+    def report(path: Path, err: BaseException) -> None:
         tqdm.write(f"{PROG}: skipping {path}: {_describe(err)}", file=sys.stderr)
-        bar.update(1)
 
-    # Outputs are decided before any photo is decoded or colorized: a photo whose output would
-    # replace its input, or a file that exists (or that an earlier input of this run will write),
-    # is reported and skipped without costing a network pass.
-    todo: list[tuple[Path, Path, Path]] = []
-    claimed: set[Path] = set()
-    for path, root in files:
-        target = output_path(path, root, out_dir, roots)
-        details = target.with_name(target.name + ".details")
-        if target.resolve() == path.resolve():
-            fail(path, UserError(f"the output would overwrite the input; choose another -o than {out_dir}"))
-            continue
-        existing = [t for t in (target, details)
-                    if (os.path.lexists(t) or t in claimed) and (t == target or args.details)]
-        if existing and not args.overwrite:
-            kept += 1
-            fail(path, UserError(f"{existing[0]} already exists; --overwrite replaces it"))
-            continue
-        claimed.update((target, details))
-        todo.append((path, target, details))
-
-    batch: list[tuple[Path, Path, Path, _Loaded]] = []
-
-    def flush() -> None:
-        nonlocal n_ok
-        if not batch:
-            return
-        if args.threads is None:  # one thread for small photos: more only add overhead (see --threads)
-            small = all(b[3].image.width * b[3].image.height < SMALL_PIXELS for b in batch)
-            want = 1 if small else default_threads
-            if torch.get_num_threads() != want:
-                torch.set_num_threads(want)
-        results = _colorize_batch(colorizer, [b[3].image for b in batch], args.details, args.saturation)
-        for (path, target, details, loaded), res in zip(batch, results):
-            if isinstance(res, BaseException):
-                fail(path, res)
-                continue
-            try:
-                save_image(res.rgb if args.details else res, target, loaded)
-                if args.details:
-                    _write_details(res, loaded, details, colorizer)
-            except Exception as e:  # noqa: BLE001 - reported for this file, which is skipped
-                fail(path, e)
-                continue
-            n_ok += 1
-            bar.update(1)
-        batch.clear()
-
-    ahead = max(2 * args.workers, colorizer.batch_size)
-    for (path, target, details), fut in prefetch(lambda item: _safe_load(item[0]), todo, args.workers, ahead):
-        try:
-            loaded = fut.result()
-        except Exception as e:  # noqa: BLE001 - reported for this file, which is skipped
-            fail(path, e)
-            continue
-        batch.append((path, target, details, loaded))
-        if len(batch) >= colorizer.batch_size:
-            flush()
-    flush()
-    bar.close()
-    summary = f"colorized {n_ok}, failed {len(failed)}"
-    if kept:
-        summary += f" ({kept} because the output already existed: --overwrite replaces it)"
+    summary = colorize_files(
+        colorizer, files, out_dir, details=args.details, saturation=args.saturation, overwrite=args.overwrite,
+        workers=args.workers, threads=args.threads, max_pixels=args.max_pixels, on_failure=report,
+    )
+    line = f"colorized {summary.colorized}, failed {len(summary.failed)}"
+    if summary.kept:
+        line += f" ({summary.kept} because the output already existed: --overwrite replaces it)"
     if skipped:
-        summary += f", skipped {len(skipped)} non-image file{'s' if len(skipped) != 1 else ''}"
-    print(f"{summary} -> {out_dir}")
-    return 1 if failed else 0
+        line += f", skipped {len(skipped)} non-image file{'s' if len(skipped) != 1 else ''}"
+    print(f"{line} -> {out_dir}")
+    return 1 if summary.failed else 0
 
 
 def _describe(err: BaseException) -> str:
-    """One line for a per-file failure: the message, with the error's kind when it is unexpected."""
-    if isinstance(err, (UserError, ValueError, OSError)):
-        return _message(err)
-    return f"{type(err).__name__}: {_message(err)}"
+    """One line for a per-file failure, with the flag that changes it where there is one."""
+    if isinstance(err, OutputExistsError):
+        return f"{first_line(err)}; --overwrite replaces it"
+    return describe_error(err)
 
 
 # -- evaluate -----------------------------------------------------------------------------------------
@@ -499,54 +162,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 # -- add-expert and training --------------------------------------------------------------------------
 def _cmd_add_expert(args: argparse.Namespace) -> int:
-    from .hub import add_expert_to_model_dir
+    from .modeldir import add_expert
     from .modeling import read_json
 
     for d, what in ((args.model_dir, "model"), (args.expert_dir, "expert")):
         if not Path(d).is_dir():
             raise UserError(f"{what} directory not found: {d}")
-    classes = add_expert_to_model_dir(args.model_dir, args.expert_dir, args.classes, args.temperature)
+    classes = add_expert(args.model_dir, args.expert_dir, args.classes, args.temperature)
     name = read_json(Path(args.expert_dir) / "config.json").get("name")
     print(f"added expert {name!r} to {args.model_dir}; routed: {', '.join(classes)}")
     return 0
 
 
 def _cmd_assemble(args: argparse.Namespace) -> int:
-    import torch
+    from .modeldir import assemble
 
-    from .colorizer import ExpertColorizer
-    from .experts import Expert
-    from .segmentation import load_segmenter
-
-    for d in [args.segmenter, *args.expert]:
-        if not (Path(d) / "config.json").is_file():
-            raise UserError(f"not a model directory (no config.json): {d}")
-    merge = _merge_from_arg(args.merge)
-    experts = [Expert.from_pretrained(d) for d in args.expert]
-    if args.temperature is not None:
-        if not 0 < args.temperature <= 1:
-            raise UserError(f"--temperature must be in (0, 1], got {args.temperature}")
-        for e in experts:
-            if e.config.head == "classification":
-                e.config = dataclasses.replace(e.config, temperature=args.temperature)
-    if args.prior_correction is not None:
-        for e in experts:
-            if e.config.head == "classification":
-                e.with_prior_correction(args.prior_correction)
-    names = [e.name for e in experts]
-    if len(set(names)) != len(names):
-        raise UserError(f"expert names must be distinct, got {names}")
-    segmenter = load_segmenter(args.segmenter)
-    colorizer = ExpertColorizer(
-        experts, segmenter, merge=merge, working_size=args.working_size, device="cpu",
-        flip_segmentation=args.flip_segmentation,
+    colorizer = assemble(
+        args.out, args.segmenter, args.expert, merge=_merge_from_arg(args.merge), working_size=args.working_size,
+        flip_segmentation=args.flip_segmentation, temperature=args.temperature,
+        prior_correction=args.prior_correction, fp16=args.fp16,
     )
-    for e in experts:  # route each expert's own classes (the default table covers the four defaults)
-        if e.config.classes:
-            colorizer.add_expert(e, e.config.classes)
-    colorizer.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)
     size = sum(p.stat().st_size for p in Path(args.out).rglob("*.safetensors"))
-    print(f"wrote {args.out} ({len(experts)} experts, {size / 2**20:.1f} MiB of weights): {colorizer.routing}")
+    print(f"wrote {args.out} ({len(colorizer.experts)} experts, {size / 2**20:.1f} MiB of weights): "
+          f"{colorizer.routing}")
     return 0
 
 
@@ -658,12 +296,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _message(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    first = text[0] if text else ""
-    return first or type(err).__name__
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 some files failed, 2 usage/user error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -679,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as e:  # WeightsNotFoundError, a full disk while checkpointing...
-        print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
+        print(f"{PROG}: error: {first_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import modeldir
 from .color import lab_to_rgb_gamut
 from .experts import Expert, check_expert_name
-from .hub import FORMAT_VERSION, default_model_dir, expert_subdir, verify_manifest, write_manifest
 from .io import DecodedImage, ImageInput, decode_inputs, encode_output
 from .merge import MergeStrategy, blend, create_merge, upsample_ab, weight_region
-from .modeling import read_json, write_json
-from .segmentation import DEFAULT_EXPERT, DEFAULT_ROUTES, RoutingTable, Segmenter, load_segmenter
+from .segmentation import DEFAULT_EXPERT, DEFAULT_ROUTES, RoutingTable, Segmenter
 
 __all__ = ["ExpertColorizer", "ColorizationResult"]
 
@@ -156,50 +154,27 @@ class ExpertColorizer:
             FileNotFoundError: if the directory (or the embedded default) does not exist.
             ValueError: if files are inconsistent or corrupted.
         """
-        directory = default_model_dir() if path is None else Path(path)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"model directory not found: {directory}")
-        cfg = read_json(directory / "config.json")
-        if cfg.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{directory}: unsupported format_version {cfg.get('format_version')!r}")
-        verify_manifest(directory)
-        segmenter = load_segmenter(directory / "segmenter")
-        if "routing" not in cfg:
-            raise ValueError(f"{directory}/config.json has no 'routing' table; is this a model directory?")
-        names = cfg.get("experts") or sorted(p.name for p in (directory / "experts").iterdir() if p.is_dir())
-        experts = {n: Expert.from_pretrained(expert_subdir(directory, n)) for n in names}
+        parts = modeldir.load(modeldir.default_model_dir() if path is None else path)
         alpha = overrides.pop("prior_correction", None)
         if alpha is not None:
-            for e in experts.values():
+            for e in parts.experts.values():
                 if e.config.head == "classification":
-                    e.with_prior_correction(alpha)
-        routing = RoutingTable.from_dict(cfg["routing"], segmenter.categories)
-        merge_cfg = dict(cfg.get("merge", {"name": "soft"}))
-        kwargs: dict[str, Any] = {
-            "merge": create_merge(merge_cfg.pop("name"), **merge_cfg),
-            "working_size": cfg.get("working_size", 256),
-            "upsample": cfg.get("upsample", "guided"),
-            "batch_size": cfg.get("batch_size", 8),
-            "flip_segmentation": cfg.get("flip_segmentation", False),
-            "crop_margin": cfg.get("crop_margin", 64),
-        }
-        kwargs.update(overrides)
-        return cls(experts, segmenter, routing, device=device, **kwargs)
+                    e.with_decoding(prior_correction=alpha)
+        kwargs = {**parts.settings, **overrides}
+        return cls(parts.experts, parts.segmenter, parts.routing, device=device, **kwargs)
 
     def config_dict(self) -> dict[str, Any]:
-        """The JSON written to ``config.json``."""
-        return {
-            "format_version": FORMAT_VERSION,
-            "working_size": self.working_size,
-            "upsample": self.upsample,
-            "batch_size": self.batch_size,
-            "flip_segmentation": self.flip_segmentation,
-            "crop_margin": self.crop_margin,
-            "merge": self.merge.to_dict(),
-            "routing": self.routing.to_dict(),
-            "experts": list(self.experts),
-            "segmenter": "segmenter",
-        }
+        """The JSON written to ``config.json`` (see :func:`expertcolor.modeldir.model_config`)."""
+        return modeldir.model_config(
+            working_size=self.working_size,
+            upsample=self.upsample,
+            batch_size=self.batch_size,
+            flip_segmentation=self.flip_segmentation,
+            crop_margin=self.crop_margin,
+            merge=self.merge.to_dict(),
+            routing=self.routing.to_dict(),
+            experts=list(self.experts),
+        )
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Write the whole model (config, routing, segmenter, experts, manifest) to ``directory``.
@@ -208,18 +183,7 @@ class ExpertColorizer:
             directory: target folder; its ``experts/`` and ``segmenter/`` are replaced.
             dtype: optional storage dtype for weights (``torch.float16`` halves the size).
         """
-        directory = Path(directory)
-        targets = {name: expert_subdir(directory, name) for name in self.experts}  # before anything is written
-        directory.mkdir(parents=True, exist_ok=True)
-        for sub in ("experts", "segmenter"):
-            if (directory / sub).exists():
-                shutil.rmtree(directory / sub)
-        self.segmenter.save_pretrained(directory / "segmenter", dtype=dtype)
-        for name, expert in self.experts.items():
-            expert.save_pretrained(targets[name], dtype=dtype)
-        write_json(directory / "config.json", self.config_dict())
-        write_manifest(directory)
-        return directory
+        return modeldir.save(directory, self.config_dict(), self.segmenter, self.experts, dtype=dtype)
 
     def add_expert(self, expert: Expert, classes: Iterable[str] | None = None) -> None:
         """Add (or replace) an expert and route ``classes`` (default: ``expert.config.classes``) to it.

@@ -18,7 +18,9 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from expertcolor import Expert, ExpertColorizer, __version__, create_expert
-from expertcolor.cli import collect_inputs, main, output_path, rgb_icc
+from expertcolor.batch import collect_inputs, output_path
+from expertcolor.cli import main
+from expertcolor.files import rgb_icc
 
 ORIENTATION = 0x0112
 
@@ -294,16 +296,16 @@ def test_photos_over_the_pixel_limit_are_reported_and_the_run_goes_on(input_tree
 
 def test_any_per_file_failure_is_reported_and_skipped(input_tree, tiny_model_dir, tmp_path, capsys,
                                                      monkeypatch) -> None:
-    import expertcolor.cli as cli
+    import expertcolor.batch as batch
 
-    real_load = cli._load
+    real_load = batch.load_image
 
     def load(path: Path):
         if path.name == "gray.png":
             raise IndexError("tile index out of range")  # one of the many kinds fuzzed files raise
         return real_load(path)
 
-    monkeypatch.setattr(cli, "_load", load)
+    monkeypatch.setattr(batch, "load_image", load)
     out = tmp_path / "out"
     rc, stdout, err = _run(["colorize", str(input_tree), "-o", str(out), "--model", str(tiny_model_dir)], capsys)
     assert rc == 1 and "colorized 2, failed 2" in stdout and "Traceback" not in err
@@ -366,11 +368,11 @@ def test_animated_gifs_and_16_bit_files_are_named_in_warnings(tmp_path, tiny_mod
     frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
     Image.fromarray(_pattern(16, 20)[..., 0].astype(np.uint16) * 257).save(src / "deep.tif")
     Image.fromarray(_pattern(16, 20)).save(src / "plain.png")
-    with caplog.at_level(logging.WARNING, logger="expertcolor.cli"):
+    with caplog.at_level(logging.WARNING, logger="expertcolor.files"):
         rc, stdout, _ = _run(["colorize", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir)],
                              capsys)
     assert rc == 0 and "colorized 3" in stdout
-    messages = [r.getMessage() for r in caplog.records if r.name == "expertcolor.cli"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "expertcolor.files"]
     assert any("anim.gif" in m and "only the first frame is colorized" in m for m in messages), messages
     assert any("deep.tif" in m and "16-bit input is written as 8-bit" in m for m in messages), messages
     assert not any("plain.png" in m for m in messages)
@@ -381,10 +383,11 @@ def test_threads_option_and_one_thread_for_small_photos(input_tree, tiny_model_d
     """Defect 7: two threads on a busy machine made small photos 100x slower than one."""
     import torch
 
+    import expertcolor.batch as batch
     import expertcolor.cli as cli
 
     (input_tree / "broken.jpg").unlink()
-    monkeypatch.setattr(cli, "SMALL_PIXELS", 1000)  # gray.png (600 px), rotated.jpg (960) small; photo.jpeg not
+    monkeypatch.setattr(batch, "SMALL_PIXELS", 1000)  # gray.png (600 px), rotated.jpg (960) small; photo.jpeg not
     used: dict[int, int] = {}
     real = ExpertColorizer.colorize
 

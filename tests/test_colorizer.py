@@ -10,8 +10,9 @@ from PIL import Image
 
 from expertcolor import ExpertColorizer, WeightsNotFoundError, create_expert
 from expertcolor.color import rgb_to_lab
-from expertcolor.hub import add_expert_to_model_dir, default_model_dir
 from expertcolor.merge import create_merge
+from expertcolor.modeldir import add_expert as add_expert_to_model_dir
+from expertcolor.modeldir import default_model_dir
 from expertcolor.segmentation import VOC_CATEGORIES, Segmenter
 
 from .conftest import make_colorizer
@@ -402,7 +403,7 @@ def test_model_dir_without_manifest_or_routing(tmp_path, tiny_model_dir, caplog)
     d = tmp_path / "m"
     shutil.copytree(tiny_model_dir, d)
     (d / "manifest.json").unlink()
-    with caplog.at_level("WARNING", logger="expertcolor.hub"):
+    with caplog.at_level("WARNING", logger="expertcolor.modeldir"):
         ExpertColorizer.from_pretrained(d)
     assert "no manifest.json" in caplog.text
     cfg = json.loads((d / "config.json").read_text())
