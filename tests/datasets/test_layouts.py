@@ -136,3 +136,14 @@ def test_build_dataset_every_kind(kind: str, request: pytest.FixtureRequest) -> 
 def test_build_dataset_unknown_kind(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown dataset"):
         build_dataset("imagenet", tmp_path)
+
+
+def test_dataset_registry(tmp_path: Path) -> None:
+    from expertcolor.datasets import DATASET_BUILDERS, DATASETS, list_datasets
+
+    assert sorted(DATASETS) == list_datasets() == DATASET_BUILDERS.names()
+    with pytest.raises(KeyError, match=r"unknown dataset 'imagenet'; choose from \['animals10', 'celeba'"):
+        build_dataset("imagenet", tmp_path)
+    for kind in ("celeba", "cub"):
+        with pytest.raises(ValueError, match=f"dataset '{kind}' has no class filter"):
+            build_dataset(kind, tmp_path, classes=["x"])

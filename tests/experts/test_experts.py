@@ -163,3 +163,47 @@ def test_weights_saved_without_rebalancing_weights_still_load(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**cfg, "prior_correction": 0.5}))
     with pytest.raises(ValueError, match="prior_correction=0.5 but the weights hold no rebalancing weights"):
         Expert.from_pretrained(tmp_path)
+
+
+# -- decoding settings: Expert.with_decoding, the one way to change them ----------------------------------
+def test_with_decoding_decodes_as_the_old_outside_write():
+    import dataclasses
+
+    torch.manual_seed(0)
+    a, _ = _expert_with_weights()
+    b = create_expert()
+    b.load_state_dict(a.state_dict())
+    a.config = dataclasses.replace(a.config, temperature=0.2, prior_correction=0.4)  # what callers used to do
+    assert b.with_decoding(temperature=0.2, prior_correction=0.4) is b
+    assert b.config == a.config
+    x = torch.rand(1, 1, 40, 36) * 100
+    with torch.no_grad():
+        assert torch.equal(a.eval()(x), b.eval()(x))
+    b.with_decoding()  # None keeps each setting
+    assert (b.config.temperature, b.config.prior_correction) == (0.2, 0.4)
+    assert b.with_decoding(temperature=1).config.prior_correction == 0.4
+
+
+def test_with_decoding_checks_and_changes_nothing_on_error():
+    e, _ = _expert_with_weights(0.25)
+    before = e.config
+    with pytest.raises(ValueError, match=r"temperature must be in \(0, 1\]"):
+        e.with_decoding(temperature=0.0)
+    with pytest.raises(ValueError, match=r"prior_correction must be in \[0, 1\]"):
+        e.with_decoding(temperature=0.5, prior_correction=1.5)  # the valid temperature is not applied either
+    with pytest.raises(TypeError, match="temperature must be a number"):
+        e.with_decoding(temperature=True)  # type: ignore[arg-type]
+    assert e.config == before
+    with pytest.raises(ValueError, match="no stored rebalancing weights"):
+        create_expert().with_decoding(prior_correction=0.5)
+    with pytest.raises(ValueError, match="classification"):
+        create_expert(head="regression").with_decoding(prior_correction=0.5)
+    assert create_expert(head="regression").with_decoding(temperature=0.5).config.temperature == 0.5
+
+
+def test_unknown_architecture_is_a_key_error_listing_the_choices():
+    from expertcolor.experts import EXPERTS
+
+    with pytest.raises(KeyError, match=r"unknown expert architecture 'vit'; choose from \[.*'fpn_mobilenet_v2'"):
+        create_expert("vit")
+    assert EXPERTS.names() == list_experts()

@@ -215,3 +215,11 @@ def test_weight_region_covers_the_weighted_pixels_with_margin_on_the_stride_grid
     assert weight_region(w, margin=8, stride=32) == (64, 100, 64, 100)  # clamped to the image
     with pytest.raises(ValueError, match=r"\(B, h, w\)"):
         weight_region(torch.zeros(1, 1, 8, 8), margin=0)
+
+
+def test_unknown_strategy_is_a_key_error_listing_the_choices():
+    from expertcolor.merge import MERGES
+
+    with pytest.raises(KeyError, match=r"unknown merge strategy 'median'; choose from \['context', 'feather'"):
+        create_merge("median:width=3")
+    assert MERGES.names() == list_merges() and MERGES.get("soft") is type(create_merge("soft"))

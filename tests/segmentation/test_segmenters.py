@@ -80,3 +80,13 @@ def test_load_segmenter_unknown_type(tmp_path):
     (tmp_path / "config.json").write_text('{"type": "magic"}')
     with pytest.raises(ValueError, match="unknown segmenter type"):
         load_segmenter(tmp_path)
+
+
+def test_segmenter_types_registry():
+    from expertcolor.segmentation import create_segmenter, list_segmenters
+
+    assert list_segmenters() == ["smp_segmenter", "torchvision_segmenter"]
+    seg = create_segmenter("smp_segmenter", SegmenterConfig(categories=("a", "b")))
+    assert isinstance(seg, GraySegmenter) and seg.categories == ("a", "b")
+    with pytest.raises(KeyError, match=r"unknown segmenter type 'magic'; choose from \['smp_segmenter', "):
+        create_segmenter("magic")
