@@ -6,12 +6,14 @@ in interleaved rounds, times one ``colorize`` call of:
 * ``routed``: the model as loaded (segmenter, routing, merge, the experts that get pixels, finishing);
 * ``routed_whole``: the same with every active expert run on the whole photo (``crop_margin=None``);
 * ``single``: the same pipeline with one expert (the same segmenter; every pixel routed to it);
-* ``networks``: the segmenter and that expert's forward passes alone, at the working size.
+* ``networks``: the segmenter and that expert's forward passes alone, at the working size;
+* with ``--onnx DIR`` (a model directory from ``expertcolor export-onnx``): ``routed_onnx`` and
+  ``networks_onnx``, the same with onnxruntime running the networks.
 
 Prints per-variant medians (over photos of the per-photo median over rounds) and the ratios the
 speed issue targets, then photos/s of ``expertcolor colorize`` over the folder (``--cli``)::
 
-    python benchmarks/bench_routing.py [--images DIR] [--rounds 3] [--threads 2] [--cli]
+    python benchmarks/bench_routing.py [--images DIR] [--rounds 3] [--threads 2] [--cli] [--onnx DIR]
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cli", action="store_true", help="also time `expertcolor colorize` over the folder")
+    p.add_argument("--onnx", type=Path, help="an exported model directory: also time the onnxruntime backend")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     load = (lambda **kw: ExpertColorizer.from_pretrained(args.model, **kw)) if args.model else (
@@ -72,6 +75,17 @@ def main() -> None:
 
     variants = {"routed": routed.colorize, "routed_whole": whole.colorize, "single": single.colorize,
                 "networks": networks}
+    if args.onnx is not None:
+        fast = ExpertColorizer.from_pretrained(args.onnx, backend="onnxruntime", device="cpu")
+
+        @torch.no_grad()
+        def networks_onnx(rgb: np.ndarray) -> None:
+            L = decode_inputs(rgb)[0].L
+            small = _resize(L, fast.working_shape(*L.shape[-2:]))
+            fast.segmenter(small)
+            fast.experts[args.expert](small)
+
+        variants.update(routed_onnx=fast.colorize, networks_onnx=networks_onnx)
     times: dict[str, list[list[float]]] = {v: [[] for _ in photos] for v in variants}
     for rgb in photos[:2]:  # warm-up
         for fn in variants.values():
@@ -89,6 +103,11 @@ def main() -> None:
     print(f"  routed / single      {med['routed'] / med['single']:.2f}  (target <= 1.25)")
     print(f"  routed / networks    {med['routed'] / med['networks']:.2f}  (target <= 2.0)")
     print(f"  routed_whole / routed {med['routed_whole'] / med['routed']:.2f}  (what the crops save)")
+    if args.onnx is not None:
+        print(f"  routed_onnx / routed   {med['routed_onnx'] / med['routed']:.2f}  (onnxruntime against torch)")
+        print(f"  networks_onnx / networks {med['networks_onnx'] / med['networks']:.2f}")
+        print(f"  routed_onnx / single   {med['routed_onnx'] / med['single']:.2f}")
+        print(f"  routed_onnx / networks {med['routed_onnx'] / med['networks']:.2f}  (target <= 2.0)")
     if args.cli and args.images is not None:
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()

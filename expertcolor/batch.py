@@ -36,6 +36,7 @@ __all__ = [
     "collect_inputs",
     "output_path",
     "plan_outputs",
+    "torchrun_shard",
     "prefetch",
     "colorize_files",
     "write_details",
@@ -160,7 +161,12 @@ class Job:
 
 
 def plan_outputs(
-    files: Sequence[tuple[Path, Path]], out_dir: Path, *, details: bool = False, overwrite: bool = False
+    files: Sequence[tuple[Path, Path]],
+    out_dir: Path,
+    *,
+    details: bool = False,
+    overwrite: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[list[Job], list[tuple[Path, Exception]]]:
     """Decide every output before any photo is decoded or colorized.
 
@@ -171,29 +177,50 @@ def plan_outputs(
     Args:
         files: ``(file, root)`` pairs from :func:`collect_inputs`.
         out_dir: the output folder.
+        shard: ``(rank, world_size)``: keep only file ``i`` with ``i % world_size == rank`` (every rank
+            plans the same list, so each file belongs to exactly one rank). Outputs claimed by earlier
+            files count whichever rank owns them; only a rank's own outputs are looked up on disk, so
+            what other ranks are writing meanwhile cannot change the plan.
 
     Returns:
         ``(jobs, refused)``: the photos to colorize, and ``(file, error)`` for the others
         (:class:`OutputExistsError` for existing outputs, ``ValueError`` for an input in the way).
     """
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}")
     roots = list(dict.fromkeys(root for _, root in files))  # once each: output_path resolves every root
     jobs: list[Job] = []
     refused: list[tuple[Path, Exception]] = []
     claimed: set[Path] = set()
-    for path, root in files:
+    for i, (path, root) in enumerate(files):
+        mine = shard is None or i % shard[1] == shard[0]
         target = output_path(path, root, out_dir, roots)
         folder = target.with_name(target.name + ".details")
         if target.resolve() == path.resolve():
-            refused.append((path, ValueError(f"the output would overwrite the input; choose another output "
-                                             f"folder than {out_dir}")))
+            if mine:
+                refused.append((path, ValueError(f"the output would overwrite the input; choose another output "
+                                                 f"folder than {out_dir}")))
             continue
-        existing = [t for t in (target, folder) if (os.path.lexists(t) or t in claimed) and (t == target or details)]
+        existing = [t for t in (target, folder)
+                    if (t in claimed or (mine and os.path.lexists(t))) and (t == target or details)]
         if existing and not overwrite:
-            refused.append((path, OutputExistsError(existing[0])))
+            if mine:
+                refused.append((path, OutputExistsError(existing[0])))
             continue
         claimed.update((target, folder))
-        jobs.append(Job(path, target, folder))
+        if mine:
+            jobs.append(Job(path, target, folder))
     return jobs, refused
+
+
+def torchrun_shard() -> tuple[int, int] | None:
+    """``(rank, world_size)`` when this process is one of several started by ``torchrun``, else ``None``."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+    except ValueError as e:
+        raise ValueError(f"RANK and WORLD_SIZE must be integers (set by torchrun): {e}") from e
+    return (rank, world) if world > 1 else None
 
 
 # -- decoding ahead -------------------------------------------------------------------------------------
@@ -314,6 +341,8 @@ def colorize_files(
     threads: int | None = None,
     max_pixels: int | None = None,
     on_failure: Callable[[Path, BaseException], None] | None = None,
+    shard: tuple[int, int] | None = None,
+    progress: bool = True,
 ) -> BatchSummary:
     """Colorize photos into ``out_dir``, keeping each one's relative path, format, ICC profile and EXIF.
 
@@ -336,6 +365,9 @@ def colorize_files(
             afterwards; ``None`` keeps the current one.
         on_failure: called with ``(file, error)`` for every failed photo, as it fails; default: a
             warning in the log.
+        shard: ``(rank, world_size)``: colorize only this rank's share of ``files`` (see
+            :func:`plan_outputs`; :func:`torchrun_shard` reads it from torchrun's environment).
+        progress: show a progress bar (on a terminal).
 
     Returns:
         How many photos were written and which failed.
@@ -350,7 +382,7 @@ def colorize_files(
             if threads is not None:
                 torch.set_num_threads(threads)
             return _colorize_files(colorizer, files, Path(out_dir), details, saturation, overwrite, workers,
-                                   threads, default_threads, on_failure)
+                                   threads, default_threads, on_failure, shard, progress)
     finally:
         torch.set_num_threads(default_threads)
         if max_pixels is not None:
@@ -368,9 +400,12 @@ def _colorize_files(
     threads: int | None,
     default_threads: int,
     on_failure: Callable[[Path, BaseException], None] | None,
+    shard: tuple[int, int] | None,
+    progress: bool,
 ) -> BatchSummary:
     summary = BatchSummary()
-    bar = tqdm(total=len(files), desc="colorize", unit="img", disable=None)
+    jobs, refused = plan_outputs(files, out_dir, details=details, overwrite=overwrite, shard=shard)
+    bar = tqdm(total=len(jobs) + len(refused), desc="colorize", unit="img", disable=None if progress else True)
 
     def fail(path: Path, err: BaseException) -> None:
         summary.failed.append((path, err))
@@ -380,7 +415,6 @@ def _colorize_files(
             logger.warning("skipping %s: %s", path, describe_error(err))
         bar.update(1)
 
-    jobs, refused = plan_outputs(files, out_dir, details=details, overwrite=overwrite)
     for path, err in refused:
         fail(path, err)
 

@@ -68,6 +68,8 @@ def _load_colorizer(args: argparse.Namespace) -> Any:
         overrides["flip_segmentation"] = args.flip_segmentation == "on"
     if getattr(args, "prior_correction", None) is not None:
         overrides["prior_correction"] = args.prior_correction
+    if getattr(args, "backend", "torch") != "torch":
+        overrides["backend"] = args.backend
     return ExpertColorizer.from_pretrained(args.model, device=_device(getattr(args, "device", None)), **overrides)
 
 
@@ -89,14 +91,19 @@ def _device(name: str | None) -> Any:
 
 
 def _cmd_colorize(args: argparse.Namespace) -> int:
+    import torch
     from tqdm.auto import tqdm
 
-    from .batch import collect_inputs, colorize_files
+    from .batch import collect_inputs, colorize_files, torchrun_shard
 
     out_dir = Path(args.output)
     files, skipped = collect_inputs(args.inputs, exclude=out_dir)
     if not files:
         raise UserError("no image files found in " + ", ".join(args.inputs))
+    # Under torchrun every rank runs this command on the same inputs and takes its share of them.
+    shard = torchrun_shard()
+    if shard is not None and args.device is None and torch.cuda.is_available():
+        args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', shard[0])) % torch.cuda.device_count()}"
     colorizer = _load_colorizer(args)
 
     def report(path: Path, err: BaseException) -> None:
@@ -105,14 +112,37 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     summary = colorize_files(
         colorizer, files, out_dir, details=args.details, saturation=args.saturation, overwrite=args.overwrite,
         workers=args.workers, threads=args.threads, max_pixels=args.max_pixels, on_failure=report,
+        shard=shard, progress=shard is None or shard[0] == 0,
     )
-    line = f"colorized {summary.colorized}, failed {len(summary.failed)}"
-    if summary.kept:
-        line += f" ({summary.kept} because the output already existed: --overwrite replaces it)"
+    counts = [summary.colorized, len(summary.failed), summary.kept]
+    if shard is not None:
+        counts = _sum_over_ranks(counts)
+        if shard[0] != 0:
+            return 1 if counts[1] else 0
+    line = f"colorized {counts[0]}, failed {counts[1]}"
+    if counts[2]:
+        line += f" ({counts[2]} because the output already existed: --overwrite replaces it)"
     if skipped:
         line += f", skipped {len(skipped)} non-image file{'s' if len(skipped) != 1 else ''}"
+    if shard is not None:
+        line += f" (over {shard[1]} ranks)"
     print(f"{line} -> {out_dir}")
-    return 1 if summary.failed else 0
+    return 1 if counts[1] else 0
+
+
+def _sum_over_ranks(counts: list[int]) -> list[int]:
+    """Sum integer counts over torchrun's ranks (gloo: works on CPU-only machines and beside CUDA)."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    try:
+        t = torch.tensor(counts, dtype=torch.int64)
+        dist.all_reduce(t)
+        return [int(v) for v in t]
+    finally:
+        dist.destroy_process_group()
 
 
 def _describe(err: BaseException) -> str:
@@ -218,6 +248,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flip-segmentation", choices=("on", "off"),
                    help="average segmentation over the photo and its mirror image (default: as saved)")
     p.add_argument("--prior-correction", type=unit_float, metavar="A", help=PRIOR_CORRECTION_HELP)
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="what runs the networks: torch (default) or onnxruntime on the CPU (needs a model "
+                   "directory from `export-onnx` and `pip install \"expertcolor[onnx]\"`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,7 +326,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stored for every classification expert: "
                    + PRIOR_CORRECTION_HELP.replace("as saved", "each one's own"))
     m.set_defaults(func=_cmd_assemble)
+
+    x = sub.add_parser("export-onnx", help="write a copy of a model directory with ONNX graphs of its networks "
+                       "(for --backend onnxruntime)")
+    x.add_argument("model_dir", metavar="MODEL_DIR", help="model directory, or 'default' for the embedded weights")
+    x.add_argument("out_dir", metavar="OUT_DIR", help="new folder to write (MODEL_DIR itself adds the graphs in place)")
+    x.set_defaults(func=_cmd_export_onnx)
     return parser
+
+
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .onnx import export_onnx
+
+    src = None if args.model_dir == "default" else args.model_dir
+    out = export_onnx(src, args.out_dir)
+    print(f"wrote ONNX graphs -> {out} (use it with --model {out} --backend onnxruntime)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -311,6 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as e:  # WeightsNotFoundError, a full disk while checkpointing...
+        print(f"{PROG}: error: {first_line(e)}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # an optional extra that is not installed: the message names it
         print(f"{PROG}: error: {first_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -148,20 +148,31 @@ class ExpertColorizer:
                 ``working_size``, ``upsample``, ``batch_size``, ``flip_segmentation``, ``crop_margin``), and
                 ``prior_correction`` (``[0, 1]``) for every classification expert: how much of
                 the training's boost of rare colours to undo (0 vivid as trained, 1 calibrated and
-                more neutral; see :meth:`Expert.decode`).
+                more neutral; see :meth:`Expert.decode`), and ``backend``: ``"torch"`` (default) or
+                ``"onnxruntime"`` (CPU; the directory needs the graphs written by
+                :func:`expertcolor.onnx.export_onnx`).
 
         Raises:
             FileNotFoundError: if the directory (or the embedded default) does not exist.
             ValueError: if files are inconsistent or corrupted.
         """
-        parts = modeldir.load(modeldir.default_model_dir() if path is None else path)
+        directory = modeldir.default_model_dir() if path is None else Path(path)
+        backend = overrides.pop("backend", "torch")
+        if backend not in ("torch", "onnxruntime"):
+            raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
+        parts = modeldir.load(directory)
         alpha = overrides.pop("prior_correction", None)
         if alpha is not None:
             for e in parts.experts.values():
                 if e.config.head == "classification":
                     e.with_decoding(prior_correction=alpha)
         kwargs = {**parts.settings, **overrides}
-        return cls(parts.experts, parts.segmenter, parts.routing, device=device, **kwargs)
+        colorizer = cls(parts.experts, parts.segmenter, parts.routing, device=device, **kwargs)
+        if backend == "onnxruntime":
+            from .onnx import use_onnxruntime
+
+            use_onnxruntime(colorizer, directory)
+        return colorizer
 
     def config_dict(self) -> dict[str, Any]:
         """The JSON written to ``config.json`` (see :func:`expertcolor.modeldir.model_config`)."""

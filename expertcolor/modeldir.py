@@ -60,6 +60,8 @@ MANIFEST_NAME = "manifest.json"
 SEGMENTER_DIR = "segmenter"
 EXPERTS_DIR = "experts"
 WEIGHTS_PATTERN = "*.safetensors"
+#: Files the manifest records: torch weights, and the ONNX graphs of `expertcolor export-onnx`.
+WEIGHT_PATTERNS = (WEIGHTS_PATTERN, "*.onnx")
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -106,12 +108,10 @@ def expert_subdir(model_dir: str | os.PathLike, name: Any) -> Path:
 
 # -- manifest ------------------------------------------------------------------------------------------
 def write_manifest(directory: str | os.PathLike) -> dict[str, Any]:
-    """Record the sha256 and size of every ``*.safetensors`` file below ``directory``."""
+    """Record the sha256 and size of every weight file (``*.safetensors``, ``*.onnx``) below ``directory``."""
     directory = Path(directory)
-    files = {
-        p.relative_to(directory).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
-        for p in sorted(directory.rglob(WEIGHTS_PATTERN))
-    }
+    paths = sorted(p for pattern in WEIGHT_PATTERNS for p in directory.rglob(pattern))
+    files = {p.relative_to(directory).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size} for p in paths}
     manifest = {"format_version": FORMAT_VERSION, "files": files}
     write_json(directory / MANIFEST_NAME, manifest)
     return manifest

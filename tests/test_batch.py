@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from expertcolor.batch import OutputExistsError, collect_inputs, colorize_files, plan_outputs
@@ -63,3 +64,36 @@ def test_load_and_save_keep_metadata(tmp_path) -> None:
     with Image.open(tmp_path / "out.webp") as im:
         kept = im.getexif()
         assert im.format == "WEBP" and kept.get(0x010F) == "camera" and 0x0112 not in kept
+
+
+def test_shards_cover_every_input_exactly_once(tmp_path):
+    from expertcolor.batch import plan_outputs
+
+    files = [(tmp_path / f"in/{i}.png", tmp_path / "in") for i in range(11)]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/3.png").write_bytes(b"x")  # an existing output is refused by its owner only
+    whole, refused = plan_outputs(files, tmp_path / "out")
+    parts = [plan_outputs(files, tmp_path / "out", shard=(r, 3)) for r in range(3)]
+    jobs = [j.source for p in parts for j in p[0]]
+    assert sorted(jobs) == sorted(j.source for j in whole) and len(jobs) == len(set(jobs)) == 10
+    assert [p for part in parts for p, _ in part[1]] == [p for p, _ in refused] == [files[3][0]]
+    with pytest.raises(ValueError, match="rank"):
+        plan_outputs(files, tmp_path / "out", shard=(3, 3))
+
+
+def test_torchrun_two_cpu_ranks_colorize_a_folder_once(tmp_path, tiny_model_dir, rgb_image):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for i in range(5):
+        Image.fromarray(np.roll(rgb_image, i, axis=1)).save(tmp_path / f"{i}.png")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "expertcolor", "colorize", str(tmp_path), "-o", str(out), "--model", str(tiny_model_dir), "--device", "cpu"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == [f"{i}.png" for i in range(5)]
+    assert "colorized 5, failed 0" in done.stdout and "over 2 ranks" in done.stdout
+    assert done.stdout.count("colorized") == 1  # one summary, from rank 0
