@@ -33,14 +33,12 @@ from expertcolor import ExpertColorizer, WeightsNotFoundError
 from expertcolor import metrics as M
 from expertcolor.argtypes import positive_int, unit_float
 from expertcolor.color import lab_to_rgb
-from expertcolor.evaluate import expert_rgb, label_font, list_images, percent, resize_L, routing_overlay
+from expertcolor.files import is_grayscale, list_images
 from expertcolor.io import decode_inputs, open_image
+from expertcolor.visualize import expert_rgb, label_font, percent, resize_L, routing_overlay
 
 #: scikit-image sample photos that ship with the package (no download): people, a cat, scenes.
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "camera")
-
-#: Mean per-pixel (max(R,G,B) - min(R,G,B)) below which a photo counts as grayscale.
-GRAY_CHROMA = 4.0
 
 
 @dataclass
@@ -80,7 +78,13 @@ def sample_photos() -> list[tuple[str, np.ndarray]]:
 
 
 def folder_photos(directory: Path) -> list[tuple[str, Path]]:
-    """Image files below ``directory`` as ``(relative name, path)``."""
+    """Image files below ``directory`` as ``(relative name, path)``.
+
+    Raises:
+        NotADirectoryError: if ``directory`` is not a folder.
+    """
+    if not directory.is_dir():
+        raise NotADirectoryError(f"image folder not found: {directory}")
     return [(p.relative_to(directory).as_posix(), p) for p in list_images(directory)]
 
 
@@ -99,9 +103,8 @@ def load_photo(source: np.ndarray | Path) -> np.ndarray:
 
 
 def is_color(rgb: np.ndarray) -> bool:
-    """Whether a photo has colour worth comparing against (mean chroma spread >= 4 levels)."""
-    spread = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2).astype(np.int16)
-    return float(spread.mean()) >= GRAY_CHROMA
+    """Whether a photo has colour worth comparing against (not :func:`expertcolor.files.is_grayscale`)."""
+    return not is_grayscale(Image.fromarray(rgb))
 
 
 # -- one photo ----------------------------------------------------------------------------------------

@@ -300,8 +300,8 @@ def write_details(result: Any, loaded: LoadedImage, base: Path, colorizer: Any) 
     """``<name>.details/routing.png`` (expert map + legend) and ``expert-<name>.png`` per active expert."""
     import numpy as np
 
-    from .evaluate import expert_rgb, routing_overlay
     from .io import decode_inputs
+    from .visualize import expert_rgb, routing_overlay
 
     base.mkdir(parents=True, exist_ok=True)
     decoded = decode_inputs(loaded.image)[0]

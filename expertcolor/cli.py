@@ -15,7 +15,7 @@ reported on stderr and skipped; an output that already exists counts, unless ``-
 bad usage or other user errors (printed as one line, without a traceback).
 
 The work is done elsewhere: :mod:`expertcolor.batch` (colorize many files),
-:mod:`expertcolor.modeldir` (assemble, add-expert), :mod:`expertcolor.evaluate`.
+:mod:`expertcolor.modeldir` (assemble, add-expert), :mod:`expertcolor.evaluation`.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def _describe(err: BaseException) -> str:
 
 # -- evaluate -----------------------------------------------------------------------------------------
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import (
+    from .evaluation import (
         default_generalist_dir,
         evaluate,
         evaluate_routing,
@@ -290,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--compare",
         metavar="LIST",
-        help="extra variants besides routed: generalist,experts,gray or expert:<name> "
-        "(default: all that are available)",
+        help="extra variants besides routed: generalist,experts,gray, expert:<name> or oracle (routed by "
+        "the --groups masks) (default: generalist, experts and gray, those that are available)",
     )
     e.add_argument("--out", default="evaluation", metavar="DIR", help="where report.json/report.md go")
     e.add_argument("--band-width", type=positive_int, default=8, help="boundary band half-width in pixels")

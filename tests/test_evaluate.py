@@ -12,10 +12,11 @@ from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 from expertcolor import metrics as M
-from expertcolor.evaluate import (
+from expertcolor.evaluation import (
+    OracleRouting,
     evaluate,
     gray_rgb,
-    list_images,
+    list_photos,
     resolve_variants,
     single_expert_colorizer,
     to_markdown,
@@ -111,7 +112,7 @@ def test_variants_and_reports(synthetic_set, tiny_colorizer, tmp_path) -> None:
     assert "| expert:faces |" in md and "band / interior" in md
 
 
-def test_list_images_from_a_relative_parent_path(tmp_path, monkeypatch) -> None:
+def test_list_photos_from_a_relative_parent_path(tmp_path, monkeypatch) -> None:
     """"../photos" must not count as hidden; hidden files and folders below it must."""
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
@@ -120,9 +121,9 @@ def test_list_images_from_a_relative_parent_path(tmp_path, monkeypatch) -> None:
     for rel in ("a.jpg", "sub/b.PNG", ".hidden.jpg", ".cache/c.jpg", "notes.txt"):
         (photos / rel).write_bytes(b"x")
     monkeypatch.chdir(tmp_path / "work")
-    assert [p.as_posix() for p in list_images("../photos")] == ["../photos/a.jpg", "../photos/sub/b.PNG"]
+    assert [p.as_posix() for p in list_photos("../photos")] == ["../photos/a.jpg", "../photos/sub/b.PNG"]
     with pytest.raises(NotADirectoryError, match="image folder not found"):
-        list_images("../missing")
+        list_photos("../missing")
 
 
 def test_resolve_variants() -> None:
@@ -134,6 +135,8 @@ def test_resolve_variants() -> None:
         resolve_variants("generalist", names, False)
     with pytest.raises(ValueError, match="unknown"):
         resolve_variants("expert:nope", names, False)
+    assert resolve_variants("oracle", names, False) == ["routed", "oracle"]
+    assert "oracle" not in resolve_variants(None, names, True)  # only when asked for
 
 
 def test_single_expert_colorizer_uses_only_that_expert(tiny_colorizer) -> None:
@@ -166,7 +169,7 @@ def test_gray_floor_on_shared_mixed(shared_data, tiny_colorizer) -> None:
 
 def test_evaluate_routing_scores_segmenter_and_teacher(tmp_path, tiny_colorizer):
     from expertcolor import ExpertColorizer
-    from expertcolor.evaluate import evaluate_routing, routing_markdown
+    from expertcolor.evaluation import evaluate_routing, routing_markdown
     from expertcolor.segmentation import VOC_CATEGORIES, Segmenter
 
     class Everyone(Segmenter):
@@ -196,3 +199,54 @@ def test_evaluate_routing_scores_segmenter_and_teacher(tmp_path, tiny_colorizer)
     assert r["segmenter"]["miou"] == pytest.approx(400 / 799 / 2)
     assert r["teacher"]["miou"] == 1.0 and r["teacher"]["pixel_acc"] == 1.0
     assert "| teacher | 1.000 | 1.000 |" in routing_markdown(r)
+
+
+def _four_groups(h: int = 40, w: int = 56) -> np.ndarray:
+    g = np.zeros((h, w), np.uint8)  # background
+    g[4:20, 4:24] = 1  # person
+    g[22:38, 6:30] = 2  # bird
+    g[10:34, 34:52] = 3  # animal
+    g[0:3, 30:50] = 255  # ignored
+    return g
+
+
+def test_oracle_routes_every_pixel_to_the_expert_of_its_ground_truth_group(tiny_colorizer) -> None:
+    rgb, groups = _photo(7), _four_groups()
+    oracle = OracleRouting(tiny_colorizer)
+    result = oracle.colorize(rgb, groups, return_details=True)
+    assert result.L.shape == groups.shape  # below the working size: the weights are per photo pixel
+    known = groups != 255
+    for expert, group in (("places", 0), ("faces", 1), ("birds", 2), ("animals", 3)):
+        assert np.array_equal(result.weights[expert][known], (groups == group)[known].astype(np.float32)), expert
+    # ignored pixels keep the segmenter's routing: the routed model's weights there
+    routed = tiny_colorizer.colorize(rgb, return_details=True)
+    for expert in routed.weights:
+        assert np.allclose(result.weights[expert][~known], routed.weights[expert][~known])
+    # no mask: the routed model itself; and the mask is not left behind for the next photo
+    assert oracle.segmenter.mask is None
+    assert np.array_equal(oracle.colorize(rgb, None), tiny_colorizer.colorize(rgb))
+    with pytest.raises(TypeError, match="one photo at a time"):
+        oracle.colorize([rgb, rgb], groups)
+
+
+def test_oracle_needs_a_category_for_every_groups_expert(tiny_colorizer) -> None:
+    from expertcolor import ExpertColorizer
+
+    experts = {n: tiny_colorizer.experts[n] for n in ("faces", "places")}
+    with pytest.raises(ValueError, match="'birds'"):
+        OracleRouting(ExpertColorizer(experts, tiny_colorizer.segmenter, device="cpu"))
+
+
+def test_oracle_variant_in_evaluate(synthetic_set, tiny_colorizer, tmp_path) -> None:
+    images, groups = synthetic_set
+    report = evaluate(tiny_colorizer, images, groups, variants=["oracle", "expert:faces"], progress=False)
+    # im0's square is a person, the rest background: the oracle differs from the faces expert alone
+    assert set(report["per_image"]["oracle"]) == {"im0.png", "im1.png", "no_mask.png"}
+    assert report["results"]["oracle"]["groups"]["person"]["pixels"] == 16 * 20
+    # a mask that is all person: the faces expert colours the whole photo
+    Image.fromarray(np.full((40, 56), 1, np.uint8)).save(groups / "im0.png")
+    report = evaluate(tiny_colorizer, images, groups, variants=["oracle", "expert:faces"], progress=False)
+    oracle, faces = (report["per_image"][v]["im0.png"]["ciede2000"] for v in ("oracle", "expert:faces"))
+    assert oracle == pytest.approx(faces, abs=1e-3)
+    with pytest.raises(ValueError, match="--groups"):
+        evaluate(tiny_colorizer, images, variants=["oracle"], progress=False)

@@ -75,3 +75,12 @@ def test_gallery_entry_panels(gallery, tiny_colorizer) -> None:
 def test_gallery_missing_model_is_a_clean_error(gallery, tmp_path, capsys) -> None:
     assert gallery.main(["--model", str(tmp_path / "none"), "--out", str(tmp_path / "g")]) == 2
     assert "gallery: error" in capsys.readouterr().err
+
+
+def test_the_visualisations_need_no_evaluation_code() -> None:
+    """``colorize --details`` and the gallery draw with expertcolor.visualize, which must stay light."""
+    import subprocess
+
+    code = "import sys, expertcolor.visualize; print(sorted(m for m in sys.modules if 'evaluat' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -97,3 +97,13 @@ def test_shape_errors() -> None:
         M.psnr(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5, 3), np.uint8))
     with pytest.raises(ValueError):
         M.boundary_band(np.zeros((2, 2, 2)))
+
+
+def test_training_metrics_use_the_one_set_of_routing_groups() -> None:
+    from expertcolor.segmentation.categories import ROUTING_GROUPS
+    from expertcolor.train.metrics import GROUP_NAMES, VOC_TO_GROUP
+
+    assert GROUP_NAMES == ROUTING_GROUPS == ("background", "person", "bird", "animal")
+    # person 15 -> 1, bird 3 -> 2, cat/cow/dog/horse/sheep -> 3, the rest 0: as segmenter training always had it
+    assert tuple(1 if c == 15 else 2 if c == 3 else 3 if c in (8, 10, 12, 13, 17) else 0
+                                 for c in range(21)) == VOC_TO_GROUP

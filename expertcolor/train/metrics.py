@@ -10,14 +10,20 @@ from __future__ import annotations
 import torch
 
 from ..color import lab_to_rgb
+from ..segmentation.categories import ROUTING_GROUPS, VOC_TO_GROUP
 
-__all__ = ["colorfulness", "color_metrics", "confusion_matrix", "iou_from_confusion", "VOC_TO_GROUP", "GROUP_NAMES"]
+__all__ = [
+    "colorfulness",
+    "color_metrics",
+    "confusion_matrix",
+    "iou_from_confusion",
+    "group_confusion",
+    "VOC_TO_GROUP",
+    "GROUP_NAMES",
+]
 
-GROUP_NAMES: tuple[str, ...] = ("background/other", "person", "bird", "animal")
-#: VOC-21 id -> routing group (person 15 -> 1, bird 3 -> 2, cat/cow/dog/horse/sheep -> 3, else 0).
-VOC_TO_GROUP: tuple[int, ...] = tuple(
-    1 if c == 15 else 2 if c == 3 else 3 if c in (8, 10, 12, 13, 17) else 0 for c in range(21)
-)
+#: The routing groups, by id (:data:`expertcolor.segmentation.categories.ROUTING_GROUPS`).
+GROUP_NAMES: tuple[str, ...] = ROUTING_GROUPS
 
 
 def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
@@ -71,7 +77,16 @@ def confusion_matrix(
 
 
 def iou_from_confusion(conf: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Per-class IoU (nan where a class never occurs in target or prediction) and their nan-mean."""
+    """Per-class IoU (nan where a class never occurs in target or prediction) and their nan-mean.
+
+    The one IoU of the project: segmenter training and evaluation's routing tables both use it.
+
+    Args:
+        conf: ``(C, C)`` counts, rows = target, columns = prediction (see :func:`confusion_matrix`).
+
+    Returns:
+        ``(C,)`` float64 IoU and the mean over the classes that occur (nan when none does).
+    """
     conf = conf.double()
     inter = conf.diag()
     union = conf.sum(0) + conf.sum(1) - inter
