@@ -31,20 +31,12 @@ from ..datasets import DATASETS, IGNORE_INDEX, MIN_CHROMA, Augment, build_datase
 from ..experts import DEFAULT_EXPERT_ARCH, Expert, create_expert, list_experts
 from ..modeling import WEIGHTS_NAME, sha256_file
 from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES, RoutingTable
-from .common import (
-    Trainer,
-    add_common_args,
-    cap_dataset,
-    cleanup_distributed,
-    collect_names,
-    command_line,
-    reduce_dict,
-    resolved_args,
-    setup_distributed,
-    shard_indices,
-)
+from .distributed import cleanup_distributed, reduce_dict, setup_distributed, shard_indices
 from .losses import LOSSES, RegressionLoss, SoftEncodedCELoss, estimate_bin_prior, pool_target
 from .metrics import color_metrics
+from .options import add_common_args, collect_names, command_line, resolved_args
+from .sampling import cap_dataset
+from .trainer import Trainer
 
 __all__ = ["get_args_parser", "main", "build_datasets", "sample_weights", "route_weight_table", "RawExpert"]
 

@@ -46,19 +46,11 @@ from ..datasets.base import rgb_uint8_to_tensor
 from ..datasets.segmentation import IGNORE_INDEX, SHARED_DOMAINS, SHARED_EXTRAS
 from ..modeling import WEIGHTS_NAME, sha256_file
 from ..segmentation import VOC_CATEGORIES, GraySegmenter, SegmenterConfig
-from .common import (
-    Trainer,
-    add_common_args,
-    cap_dataset,
-    cleanup_distributed,
-    collect_names,
-    command_line,
-    reduce_dict,
-    resolved_args,
-    setup_distributed,
-    shard_indices,
-)
+from .distributed import cleanup_distributed, reduce_dict, setup_distributed, shard_indices
 from .metrics import GROUP_NAMES, VOC_TO_GROUP, confusion_matrix, group_confusion, iou_from_confusion
+from .options import add_common_args, collect_names, command_line, resolved_args
+from .sampling import cap_dataset
+from .trainer import Trainer
 
 LIGHT_FPN = {"decoder_pyramid_channels": 128, "decoder_segmentation_channels": 64, "upsampling": 1}
 # A subject "in a scene" for --scene-oversample: it covers this share of the labelled pixels (not the whole frame,
