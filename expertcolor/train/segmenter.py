@@ -1,16 +1,18 @@
 """``expertcolor train-segmenter``: distil a colour teacher's labels into a grayscale segmenter.
 
 Trains :class:`expertcolor.segmentation.GraySegmenter` (1-channel L input) on image + label-map
-pairs with cross-entropy (``ignore_index=255``, optional class weights, class-balanced
-sampling and oversampling of subjects inside scenes) and reports mIoU over VOC-21 and over the
-4 routing groups (background/other, person, bird, animal) on held-out labels after every epoch —
-and, when the data folder has ``mixed/`` (COCO photos with ground-truth VOC masks), on those too.
+pairs (:mod:`expertcolor.datasets.segmentation`: label roots mirroring image roots) with
+cross-entropy (``ignore_index=255``, optional class weights, class-balanced sampling and
+oversampling of subjects inside scenes) and reports mIoU over VOC-21 and over the 4 routing
+groups (:data:`~expertcolor.segmentation.categories.ROUTING_GROUPS`) on held-out labels after
+every epoch — and on whole photos with ground-truth labels (``--mixed-images``) when given.
 
-Usage::
+Usage (also ``python -m expertcolor.train.segmenter ...`` and ``python -m expertcolor.train segmenter ...``)::
 
-    expertcolor train-segmenter --data shared/data --epochs 20 \\
+    expertcolor train-segmenter --images photos/ --labels labels/ --epochs 20 \\
         --init-encoder mobilenet_v2_imagenet_bnstats.safetensors --out runs/segmenter
-    expertcolor train-segmenter --images imgs/ --labels labels/ --out runs/seg   # generic pairs
+    expertcolor train-segmenter --images faces/ birds/ --labels seg/faces/ seg/birds/ --val-split layout \\
+        --mixed-images coco/images --mixed-labels coco/voc --out runs/seg   # several roots, their own splits
 
 The result is ``OUT/segmenter/`` (``config.json`` + ``model.safetensors``).
 """
@@ -32,17 +34,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..argtypes import positive_int, unit_float
 from ..color import rgb_to_lab
-from ..datasets import (
-    Augment,
-    SegmentationPairs,
-    check_usable,
-    find_pairs,
-    seeded_split,
-    shared_segmentation_pairs,
-    skip_stats,
-)
+from ..datasets import Augment, SegmentationPairs, check_usable, skip_stats
 from ..datasets.base import rgb_uint8_to_tensor
-from ..datasets.segmentation import SHARED_DOMAINS, SHARED_EXTRAS
+from ..datasets.segmentation import SPLIT_RULES, find_pairs, segmentation_pairs
 from ..files import open_label_map, read_label_map
 from ..modeling import WEIGHTS_NAME, sha256_file
 from ..segmentation import VOC_CATEGORIES, GraySegmenter, SegmenterConfig
@@ -51,7 +45,7 @@ from .command import TrainingRun, run_module, run_training
 from .distributed import DistInfo, all_reduce_sum, shard_indices
 from .losses import SegLoss, create_loss
 from .metrics import confusion_matrix, group_confusion, iou_from_confusion
-from .options import add_common_args, collect_names, command_line, resolved_args
+from .options import add_common_args, command_line, resolved_args
 from .sampling import cap_dataset
 
 LIGHT_FPN = {"decoder_pyramid_channels": 128, "decoder_segmentation_channels": 64, "upsampling": 1}
@@ -66,6 +60,24 @@ __all__ = ["get_args_parser", "main", "build", "build_pairs", "class_weights", "
 logger = logging.getLogger(__name__)
 
 
+class _Removed(argparse.Action):
+    """A removed option: using it is a usage error that says what replaces it."""
+
+    def __init__(self, option_strings: list[str], dest: str, replacement: str = "", **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs="*", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        self.replacement = replacement
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        raise argparse.ArgumentError(self, f"was removed: {self.replacement}")
+
+
+_DATA_REMOVED = ("the library no longer knows one data layout; name each images root and the labels root that "
+                 "mirrors it: --images A B --labels LA LB (with --val-split layout for their own train/val "
+                 "folders, --mixed-images/--mixed-labels for whole-photo evaluation); tools/train_defaults.sh "
+                 "spells out the former --data layout this way")
+
+
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     """Options of ``train-segmenter``."""
     p = argparse.ArgumentParser(
@@ -73,20 +85,30 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         description="Train the grayscale segmenter (L -> VOC-21) from image + label pairs.",
         add_help=add_help,
     )
-    d = p.add_argument_group("data (either --data or --images/--labels)")
-    d.add_argument("--data", type=str, default=None, metavar="DIR",
-                   help="shared-style data folder: segmentation/<domain>/... labels mirroring <domain>/..., "
-                        "plus segmentation/extra/{people,imagenet}")
-    d.add_argument("--domains", nargs="*", default=list(SHARED_DOMAINS), help="domains used with --data")
-    d.add_argument("--extras", nargs="*", default=list(SHARED_EXTRAS), help="segmentation/extra sets used with --data")
-    d.add_argument("--images", type=str, default=None, help="images root (generic layout)")
-    d.add_argument("--labels", type=str, default=None, help="labels root mirroring --images (<stem>.png, 255 = ignore)")
-    d.add_argument("--val-images", type=str, default=None, help="held-out images root (default: seeded split)")
-    d.add_argument("--val-labels", type=str, default=None, help="held-out labels root")
+    d = p.add_argument_group("data: labels roots mirroring images roots")
+    d.add_argument("--images", nargs="+", default=None, metavar="DIR",
+                   help="images root(s); several roots train on their union")
+    d.add_argument("--labels", nargs="+", default=None, metavar="DIR",
+                   help="per --images root, the labels root mirroring it (<rel>/<stem>.png, 8-bit class ids, "
+                        "255 = ignore)")
+    d.add_argument("--val-images", nargs="+", default=None, metavar="DIR",
+                   help="held-out images root(s); every --images pair then trains (default: held out by --val-split)")
+    d.add_argument("--val-labels", nargs="+", default=None, metavar="DIR",
+                   help="per --val-images root, its labels root")
+    d.add_argument("--val-split", choices=SPLIT_RULES, default="seeded",
+                   help="which pairs of each --images root are held out: 'seeded': a seeded --val-fraction; "
+                        "'layout': the root's own split where it has one (train/ beside val/ or test/ subfolders, "
+                        "or a CUB-200-2011 tree's train_test_split.txt), seeded otherwise (default %(default)s)")
     d.add_argument("--val-fraction", type=float, default=0.1)
     d.add_argument("--split-seed", type=int, default=0)
-    d.add_argument("--no-mixed", action="store_true", help="do not evaluate on DATA/mixed (COCO ground truth)")
-    d.add_argument("--mixed-size", type=positive_int, default=320, help="long side for the mixed/ evaluation")
+    d.add_argument("--mixed-images", default=None, metavar="DIR",
+                   help="whole photos with ground-truth labels (e.g. COCO photos mixing several subjects), scored "
+                        "after every epoch at --mixed-size (metrics mixed_*)")
+    d.add_argument("--mixed-labels", default=None, metavar="DIR", help="labels root mirroring --mixed-images")
+    d.add_argument("--no-mixed", action="store_true", help="skip the --mixed-images evaluation")
+    d.add_argument("--mixed-size", type=positive_int, default=320, help="long side for the mixed evaluation")
+    for option in ("--data", "--domains", "--extras"):
+        d.add_argument(option, action=_Removed, replacement=_DATA_REMOVED)
     m = p.add_argument_group("model and loss")
     m.add_argument("--arch", default="fpn", help="smp architecture (default %(default)s)")
     m.add_argument("--encoder", default="mobilenet_v2", help="smp encoder (default %(default)s)")
@@ -128,24 +150,22 @@ def _init_segmenter(args: argparse.Namespace) -> GraySegmenter:
 
 
 def build_pairs(args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Training and held-out ``(image, label)`` pairs from the options."""
-    if args.data and (args.images or args.labels):
-        raise ValueError("give either --data or --images/--labels, not both")
-    if args.data:
-        kw = dict(domains=collect_names(args.domains), extras=collect_names(args.extras),
-                  val_fraction=args.val_fraction, split_seed=args.split_seed)
-        return shared_segmentation_pairs(args.data, "train", **kw), shared_segmentation_pairs(args.data, "val", **kw)
+    """Training and held-out ``(image, label)`` pairs from ``--images`` / ``--labels`` (and ``--val-*``).
+
+    Raises:
+        ValueError: for missing or mismatched roots, or roots without pairs.
+        FileNotFoundError: for a root that does not exist.
+    """
     if not (args.images and args.labels):
-        raise ValueError("train-segmenter needs --data DIR or both --images and --labels")
-    pairs = find_pairs(args.images, args.labels)
-    if not pairs:
-        raise ValueError(f"no image in {args.images} has a label <stem>.png at the mirrored path in {args.labels}")
+        raise ValueError("train-segmenter needs --images and --labels (one labels root per images root)")
     if args.val_images or args.val_labels:
         if not (args.val_images and args.val_labels):
             raise ValueError("--val-images and --val-labels go together")
-        return pairs, find_pairs(args.val_images, args.val_labels)
-    return (seeded_split(pairs, "train", args.val_fraction, args.split_seed),
-            seeded_split(pairs, "val", args.val_fraction, args.split_seed))
+        return (segmentation_pairs(args.images, args.labels, None),
+                segmentation_pairs(args.val_images, args.val_labels, None))
+    kw = dict(rule=args.val_split, val_fraction=args.val_fraction, split_seed=args.split_seed)
+    return (segmentation_pairs(args.images, args.labels, "train", **kw),
+            segmentation_pairs(args.images, args.labels, "val", **kw))
 
 
 def class_weights(label_paths: list[str], num_classes: int, max_labels: int = 1000, seed: int = 0) -> torch.Tensor:
@@ -241,13 +261,10 @@ def _iou_report(conf: torch.Tensor, prefix: str) -> dict[str, float]:
     return out
 
 
-def _mixed_items(data: Path, long_side: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``(L (1,1,h,w), label (h,w) int64)`` for DATA/mixed/images with a voc/ ground truth."""
+def _mixed_items(pairs: list[tuple[str, str]], long_side: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(L (1,1,h,w), label (h,w) int64)`` of whole photos and their labels, long side ``long_side``."""
     items = []
-    for img_path in sorted((data / "mixed" / "images").glob("*.jpg")):
-        lbl_path = data / "mixed" / "voc" / (img_path.stem + ".png")
-        if not lbl_path.is_file():
-            continue
+    for img_path, lbl_path in pairs:
         with Image.open(img_path) as im:
             img = im.convert("RGB")
         lbl = open_label_map(lbl_path)
@@ -258,13 +275,25 @@ def _mixed_items(data: Path, long_side: int) -> list[tuple[torch.Tensor, torch.T
     return items
 
 
+def mixed_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The ``--mixed-images`` / ``--mixed-labels`` pairs (none without them or with ``--no-mixed``).
+
+    Raises:
+        ValueError: if only one of the two is given.
+    """
+    if bool(args.mixed_images) != bool(args.mixed_labels):
+        raise ValueError("--mixed-images and --mixed-labels go together")
+    if not args.mixed_images or args.no_mixed:
+        return []
+    return find_pairs(args.mixed_images, args.mixed_labels)
+
+
 def make_evaluator(args: argparse.Namespace, val_set: Dataset, dist: DistInfo, num_classes: int) -> Any:
-    """A function ``(LogitsSegmenter) -> metrics`` (held-out labels, and mixed/ GT when present)."""
+    """A function ``(LogitsSegmenter) -> metrics``: ``val_*`` on the held-out pairs (crops as
+    in training), ``mixed_*`` on the whole ``--mixed-images`` photos when given."""
     idx = shard_indices(len(val_set), dist, args.max_val_images)
     loader = DataLoader(Subset(val_set, idx), batch_size=args.batch_size, num_workers=args.workers)
-    mixed = []
-    if args.data and not args.no_mixed and (Path(args.data) / "mixed" / "voc").is_dir():
-        mixed = _mixed_items(Path(args.data), args.mixed_size)[dist.rank :: dist.world_size]
+    mixed = _mixed_items(mixed_pairs(args)[dist.rank :: dist.world_size], args.mixed_size)
 
     def evaluate(model: LogitsSegmenter) -> dict[str, float]:
         conf = torch.zeros(num_classes, num_classes, dtype=torch.int64)
@@ -331,7 +360,7 @@ def build(args: argparse.Namespace, dist: DistInfo) -> TrainingRun:
             **{f: getattr(config, f) for f in ("arch", "encoder", "categories", "resolution", "input_norm",
                                                "model_kwargs")},
             "provenance": {
-                "data": args.data or {"images": args.images, "labels": args.labels},
+                "data": {"images": args.images, "labels": args.labels},
                 "command": command_line(),
                 "args": {k: v for k, v in resolved_args(args).items() if k != "command"},
                 "init_encoder": Path(args.init_encoder).name if args.init_encoder else None,
