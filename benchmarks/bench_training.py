@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from expertcolor import create_expert
 from expertcolor.color import normalize_l
 from expertcolor.datasets import ImageFolder
-from expertcolor.train.losses import SoftEncodedCELoss
+from expertcolor.train.losses import create_loss
 
 
 def make_folder(root: Path, n: int, size: tuple[int, int] = (200, 160)) -> Path:
@@ -48,7 +48,7 @@ def bench(root: Path, device: str, args: argparse.Namespace) -> float:
     torch.manual_seed(0)
     expert = create_expert().to(dev).to(memory_format=torch.channels_last)  # as the Trainer does
     expert.train()
-    loss_fn = SoftEncodedCELoss(expert.bin_centers.cpu()).to(dev)
+    loss_fn = create_loss("soft_ce", centers=expert.bin_centers.cpu()).to(dev)
     opt = torch.optim.AdamW(expert.parameters(), lr=1e-3)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
     steps = args.warmup + args.windows * args.window_steps

@@ -32,11 +32,13 @@ from . import __version__
 from ._log import configure_cli_logging
 from .argtypes import nonnegative_float, nonnegative_int, positive_int, unit_float
 from .batch import SMALL_PIXELS, OutputExistsError, describe_error, first_line
+from .train import TRAINING_COMMANDS, list_training_commands
 
 __all__ = ["main", "build_parser"]
 
 PROG = "expertcolor"
-TRAIN_COMMANDS = {"train-expert": "expertcolor.train.expert", "train-segmenter": "expertcolor.train.segmenter"}
+# The training commands' registry (expertcolor.train) as a plain dict: command -> module.
+TRAIN_COMMANDS = {name: TRAINING_COMMANDS.get(name) for name in list_training_commands()}
 
 
 class UserError(Exception):

@@ -7,7 +7,7 @@ are otherwise unchanged, in their stored dtype)::
 
     python tools/backfill_rebalance_weights.py runs/places_plus runs/faces_w3_ft ...
 
-The checkpoint is read with ``torch.load(weights_only=True)``.
+The checkpoint is read with ``torch.load(weights_only=True)`` (:func:`expertcolor.train.checkpoint.load_checkpoint`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from pathlib import Path
 import torch
 
 from expertcolor import Expert
+from expertcolor.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 
 def backfill(run: Path) -> str:
     """Copy ``criterion.weights`` from ``run/checkpoint.pt`` into ``run/expert``; returns a summary."""
-    ckpt, expert_dir = run / "checkpoint.pt", run / "expert"
+    ckpt, expert_dir = run / CHECKPOINT_NAME, run / "expert"
     if not ckpt.is_file() or not (expert_dir / "config.json").is_file():
         raise FileNotFoundError(f"{run}: needs checkpoint.pt and expert/ (a finished train-expert run)")
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = load_checkpoint(ckpt)
     weights = state.get("criterion", {}).get("weights")
     if weights is None:
         raise ValueError(f"{ckpt}: no loss weights (regression head, or not a train-expert checkpoint)")

@@ -10,6 +10,17 @@ R=${3:-runs}
 mkdir -p "$R"
 common=(--init-encoder "$W" --workers 1 --threads 2 --no-progress --resume)
 
+# The segmenter's data: each domain's photos with the teacher's label maps mirroring them under
+# segmentation/ (held out by each root's own split: train/ and val/ folders, CUB's official split), the
+# extra people and ImageNet sets (a seeded 10%), and the COCO photos of mixed/ scored whole after every
+# epoch. (Before issue 21 this layout was built into train-segmenter as --data DIR.)
+seg_data=(--val-split layout
+    --images "$D/faces" "$D/birds" "$D/animals" "$D/places" "$D/segmentation/extra/people/images"
+             "$D/segmentation/extra/imagenet/images"
+    --labels "$D/segmentation/faces" "$D/segmentation/birds" "$D/segmentation/animals" "$D/segmentation/places"
+             "$D/segmentation/extra/people/labels" "$D/segmentation/extra/imagenet/labels"
+    --mixed-images "$D/mixed/images" --mixed-labels "$D/mixed/voc")
+
 run() {  # run NAME ARGS...: skip finished runs, log the rest
   local name=$1; shift
   if [ -f "$R/$name/done" ]; then echo "== $name: done"; return; fi
@@ -23,7 +34,7 @@ run birds    expertcolor train-expert --name birds   --dataset cub    --root "$D
 run animals  expertcolor train-expert --name animals --dataset folder --root "$D/animals" --epochs 5
 run places   expertcolor train-expert --name places  --dataset folder --root "$D/places"  --epochs 5
 # First-round segmenter (no mosaic: the option came later); segmenter_v2 below continues from it.
-run segmenter expertcolor train-segmenter --data "$D" --epochs 3 --mosaic 0
+run segmenter expertcolor train-segmenter "${seg_data[@]}" --epochs 3 --mosaic 0
 # First-round generalist: the four single-domain training sets, 8629 images x 6 epochs = 51.6k images seen.
 run generalist expertcolor train-expert --name generalist --dataset folder cub folder folder \
     --root "$D/faces" "$D/birds" "$D/animals" "$D/places" --epochs 6
@@ -40,7 +51,7 @@ run generalist_fair expertcolor train-expert --name generalist --dataset folder 
     --root "$D/faces" "$D/segmentation/extra/people/images" "$D/birds" "$D/animals" "$D/places" \
     "$D/segmentation/extra/imagenet/images" --epochs 6
 # Second-round segmenter: 16 more epochs from the first, with 2x2 mosaic samples (several small subjects).
-run segmenter_v2 expertcolor train-segmenter --data "$D" --epochs 16 --mosaic 0.5 --lr 5e-4 \
+run segmenter_v2 expertcolor train-segmenter "${seg_data[@]}" --epochs 16 --mosaic 0.5 --lr 5e-4 \
     --init-from "$R/segmenter/segmenter"
 # Second-round experts: fine-tuned from the places expert (--init-from), the one that saw the most
 # varied photos, on each domain's own data; same images seen as the first round.
@@ -55,19 +66,19 @@ run faces_w8_ft expertcolor train-expert "${faces_people[@]}" --root-weight 1 8 
 run people_ft   expertcolor train-expert --name faces --dataset folder --root "$D/segmentation/extra/people/images" \
     --epochs 20 "${ft[@]}"
 # Third-round segmenter: 8 more epochs with copy-paste subjects on top of the mosaics.
-run segmenter_v3 expertcolor train-segmenter --data "$D" --epochs 8 --mosaic 0.5 --paste 0.5 --lr 5e-4 \
+run segmenter_v3 expertcolor train-segmenter "${seg_data[@]}" --epochs 8 --mosaic 0.5 --paste 0.5 --lr 5e-4 \
     --init-from "$R/segmenter_v2/segmenter"
 # Fourth round (shipped): 5 more epochs from segmenter_v2 on 224-px crops instead of 160, nearer the
 # 256-px working size it runs at (run larger than it trained, it had scored worse).
-run segmenter_hr expertcolor train-segmenter --data "$D" --epochs 5 --mosaic 0.5 --lr 2.5e-4 --resolution 224 \
+run segmenter_hr expertcolor train-segmenter "${seg_data[@]}" --epochs 5 --mosaic 0.5 --lr 2.5e-4 --resolution 224 \
     --init-from "$R/segmenter_v2/segmenter"
 # Fifth round (ablation, not shipped): 4 more epochs from segmenter_hr at 256 px, the working size.
-run segmenter_r5 expertcolor train-segmenter --data "$D" --epochs 4 --mosaic 0.5 --lr 2e-4 --resolution 256 \
+run segmenter_r5 expertcolor train-segmenter "${seg_data[@]}" --epochs 4 --mosaic 0.5 --lr 2e-4 --resolution 256 \
     --init-from "$R/segmenter_hr/segmenter"
 # Sixth round (ablation, not shipped): people inside scenes drawn 3x as often, and its control.
-run segmenter_scene expertcolor train-segmenter --data "$D" --epochs 3 --mosaic 0.5 --lr 2.5e-4 --resolution 224 \
+run segmenter_scene expertcolor train-segmenter "${seg_data[@]}" --epochs 3 --mosaic 0.5 --lr 2.5e-4 --resolution 224 \
     --scene-oversample person=3 --init-from "$R/segmenter_hr/segmenter"
-run segmenter_ctrl expertcolor train-segmenter --data "$D" --epochs 3 --mosaic 0.5 --lr 2.5e-4 --resolution 224 \
+run segmenter_ctrl expertcolor train-segmenter "${seg_data[@]}" --epochs 3 --mosaic 0.5 --lr 2.5e-4 --resolution 224 \
     --init-from "$R/segmenter_hr/segmenter"
 # Third-round experts (shipped): each fine-tuned from the generalist (generalist_fair) on its own
 # domain, same data and epochs as the experts shipped before; and the generalist continued by the same
@@ -191,8 +202,8 @@ run_scratch() {  # run() without the --init-encoder pair at the head of common
   local saved=("${common[@]}"); common=("${common[@]:2}"); run "$@"; common=("${saved[@]}"); }
 run         faces_init    expertcolor train-expert --name faces --dataset folder --root "$D/faces" --epochs 5
 run_scratch faces_scratch expertcolor train-expert --name faces --dataset folder --root "$D/faces" --epochs 5
-run         seg_init      expertcolor train-segmenter --data "$D" --epochs 1 --mosaic 0
-run_scratch seg_scratch   expertcolor train-segmenter --data "$D" --epochs 1 --mosaic 0
+run         seg_init      expertcolor train-segmenter "${seg_data[@]}" --epochs 1 --mosaic 0
+run_scratch seg_scratch   expertcolor train-segmenter "${seg_data[@]}" --epochs 1 --mosaic 0
 for v in init scratch; do
   ship_model "$R/model_faces_$v" "$R/faces_$v/expert" "$R/birds_r/expert" "$R/animals_r/expert" "$R/places_u2g/expert"
   [ -d "$R/indom_faces_$v" ] || python tools/in_domain.py --model "$R/model_faces_$v" --data "$D" --experts faces \

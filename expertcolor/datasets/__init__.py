@@ -33,7 +33,7 @@ from .celeba import CelebA
 from .cub import CUB200
 from .folder import ImageFolder
 from .places365 import Places365
-from .segmentation import IGNORE_INDEX, SegmentationPairs, find_pairs, shared_segmentation_pairs
+from .segmentation import IGNORE_INDEX, SegmentationPairs, find_pairs, segmentation_pairs
 
 __all__ = [
     "DATASETS",
@@ -56,7 +56,7 @@ __all__ = [
     "ImageFolder",
     "SegmentationPairs",
     "find_pairs",
-    "shared_segmentation_pairs",
+    "segmentation_pairs",
     "IGNORE_INDEX",
     "list_images",
     "seeded_split",

@@ -1,13 +1,15 @@
 """Image + label-map pairs for training the grayscale segmenter.
 
-Generic layout: an images root and a labels root whose relative paths mirror each other; the label
-of ``images/<rel>/<stem>.<ext>`` is ``labels/<rel>/<stem>.png`` (8-bit class ids, 255 = ignore).
+Layout: an images root and a labels root whose relative paths mirror each other; the label of
+``images/<rel>/<stem>.<ext>`` is ``labels/<rel>/<stem>.png`` (8-bit class ids, 255 = ignore; read
+with :func:`~expertcolor.files.open_label_map`). Several such root pairs train on their union
+(:func:`segmentation_pairs`). Which pairs are held out (:data:`SPLIT_RULES`):
 
-Shared layout (``shared/data``): labels at ``segmentation/<domain>/<same relative path>.png`` for
-``<domain>/...jpg`` with domain in faces/birds/animals/places, plus
-``segmentation/extra/{people,imagenet}/{images,labels}/``. :func:`shared_segmentation_pairs`
-gathers them with a train/val split: the domains' own split folders (birds: CUB's
-``train_test_split.txt``), a seeded split for the extras.
+* ``"seeded"``: a seeded ``val_fraction`` of each root's pairs;
+* ``"layout"``: each images root's own split where it has one — ``train/`` beside ``val/`` (or
+  ``test/``) subfolders, as ``--dataset folder`` reads them, or a CUB-200-2011 tree (``images.txt``
+  and ``train_test_split.txt`` in the root or in its ``CUB_200_2011/``) by its official flags —
+  and a seeded split for a root without one.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..files import open_label_map, read_label_map
 from .base import Augment, ImageDataset, Sample, decode_rgb, list_images, seeded_split
-from .cub import _find_root as _cub_root
 from .cub import _read_table
+from .folder import split_dir
 
-__all__ = ["IGNORE_INDEX", "SegmentationPairs", "find_pairs", "shared_segmentation_pairs", "SHARED_DOMAINS"]
+__all__ = ["IGNORE_INDEX", "SPLIT_RULES", "SegmentationPairs", "find_pairs", "split_pairs", "segmentation_pairs"]
 
 IGNORE_INDEX = 255
-SHARED_DOMAINS: tuple[str, ...] = ("faces", "birds", "animals", "places")
-SHARED_EXTRAS: tuple[str, ...] = ("people", "imagenet")
+#: How :func:`split_pairs` holds out validation pairs (see the module docstring).
+SPLIT_RULES: tuple[str, ...] = ("seeded", "layout")
 
 
 def find_pairs(images_root: str | os.PathLike, labels_root: str | os.PathLike) -> list[tuple[str, str]]:
@@ -50,68 +53,78 @@ def find_pairs(images_root: str | os.PathLike, labels_root: str | os.PathLike) -
     return pairs
 
 
-def _cub_split_of(cub_dir: Path) -> dict[str, str]:
-    """relative image path (under images/) -> "train" / "val"."""
-    images = _read_table(cub_dir / "images.txt", 1)
-    flags = _read_table(cub_dir / "train_test_split.txt", 1)
-    return {rel: ("train" if flags.get(i, ["0"])[0] == "1" else "val") for i, (rel,) in images.items()}
+def _cub_dir(root: Path) -> Path | None:
+    """The CUB-200-2011 folder at ``root`` (itself or its ``CUB_200_2011/``), if there is one."""
+    return next((c for c in (root, root / "CUB_200_2011") if (c / "images.txt").is_file()), None)
 
 
-def shared_segmentation_pairs(
-    root: str | os.PathLike,
-    split: str = "train",
-    domains: Sequence[str] = SHARED_DOMAINS,
-    extras: Sequence[str] = SHARED_EXTRAS,
+def split_pairs(
+    images_root: str | os.PathLike,
+    labels_root: str | os.PathLike,
+    split: str | None = "train",
+    rule: str = "seeded",
     val_fraction: float = 0.1,
     split_seed: int = 0,
 ) -> list[tuple[str, str]]:
-    """All ``(image, label)`` pairs of a shared-style data folder for one split.
+    """The ``(image, label)`` pairs of one mirrored root pair (:func:`find_pairs`) in ``split``.
 
     Args:
-        root: the data folder holding ``segmentation/`` and the domain folders (the
-            ``segmentation`` folder itself is accepted too).
-        split: ``"train"`` or ``"val"`` (``"test"`` = ``"val"``).
-        domains: domain folders to use.
-        extras: ``segmentation/extra/<name>`` sets to use (seeded split).
-        val_fraction, split_seed: the extras' split.
+        images_root, labels_root: the mirrored roots.
+        split: ``"train"``, ``"val"`` (``"test"`` = ``"val"``), or None for every pair.
+        rule: one of :data:`SPLIT_RULES`: ``"seeded"``, or ``"layout"`` (the images root's own
+            split when it has one, else seeded).
+        val_fraction, split_seed: the seeded split.
 
     Raises:
-        FileNotFoundError: if ``root`` lacks ``segmentation/``.
-        ValueError: if nothing is found.
+        FileNotFoundError: if a root (or a CUB tree's ``train_test_split.txt``) is missing.
+        ValueError: for an unknown ``split`` or ``rule``.
     """
-    root = Path(root)
-    if root.name == "segmentation" and not (root / "segmentation").is_dir():
-        root = root.parent
-    seg = root / "segmentation"
-    if not seg.is_dir():
-        raise FileNotFoundError(
-            f"{root} has no segmentation/ folder "
-            "(expected segmentation/<domain>/<rel>.png mirroring <domain>/<rel>.jpg)"
-        )
-    want = "train" if split == "train" else "val"
-    pairs: list[tuple[str, str]] = []
-    for d in domains:
-        if not (seg / d).is_dir() or not (root / d).is_dir():
-            continue
-        found = find_pairs(root / d, seg / d)
-        cub = next((p for p in (root / d).iterdir() if (p / "images.txt").is_file()), None)
-        if cub is None and (root / d / "images.txt").is_file():
-            cub = root / d
+    if rule not in SPLIT_RULES:
+        raise ValueError(f"unknown split rule {rule!r}; choose from {list(SPLIT_RULES)}")
+    if split not in ("train", "val", "test", None):
+        raise ValueError(f"split must be 'train', 'val', 'test' or None, got {split!r}")
+    images_root = Path(images_root)
+    pairs = find_pairs(images_root, labels_root)
+    if split is None:
+        return pairs
+    if rule == "layout":
+        cub = _cub_dir(images_root)
         if cub is not None:
-            cub = _cub_root(cub)
-            split_of = _cub_split_of(cub)
-            img_dir = cub / "images"
-            found = [(i, lb) for i, lb in found if split_of.get(Path(i).relative_to(img_dir).as_posix(), "?") == want]
-        else:
-            names = ("train",) if want == "train" else ("val", "test")
-            found = [(i, lb) for i, lb in found if Path(i).relative_to(root / d).parts[0] in names]
-        pairs += found
-    for e in extras:
-        base = seg / "extra" / e
-        if (base / "images").is_dir() and (base / "labels").is_dir():
-            pairs += seeded_split(find_pairs(base / "images", base / "labels"), split, val_fraction, split_seed)
+            images = _read_table(cub / "images.txt", 1)
+            flags = _read_table(cub / "train_test_split.txt", 1)
+            want = "1" if split == "train" else "0"
+            keep = {(cub / "images" / rel).as_posix() for i, (rel,) in images.items() if flags.get(i, ["0"])[0] == want}
+            return [(i, lb) for i, lb in pairs if Path(i).as_posix() in keep]  # images outside images.txt: neither
+        own = split_dir(images_root, split)
+        if own is not None:
+            return [(i, lb) for i, lb in pairs if Path(i).relative_to(images_root).parts[0] == own.name]
+    return seeded_split(pairs, split, val_fraction, split_seed)
+
+
+def segmentation_pairs(
+    images_roots: Sequence[str | os.PathLike],
+    labels_roots: Sequence[str | os.PathLike],
+    split: str | None = "train",
+    rule: str = "seeded",
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+) -> list[tuple[str, str]]:
+    """:func:`split_pairs` of several root pairs, concatenated in their order.
+
+    Raises:
+        ValueError: if the counts of images and labels roots differ, or no pair is found.
+        FileNotFoundError: see :func:`split_pairs`.
+    """
+    images_roots, labels_roots = list(images_roots), list(labels_roots)
+    if len(images_roots) != len(labels_roots):
+        raise ValueError(f"{len(images_roots)} images roots but {len(labels_roots)} labels roots; "
+                         "give one labels root per images root")
+    pairs = [p for i, lb in zip(images_roots, labels_roots)
+             for p in split_pairs(i, lb, split, rule, val_fraction, split_seed)]
     if not pairs:
-        raise ValueError(f"no image/label pairs found for split {split!r} below {root}")
+        where = "" if split is None else f" for split {split!r}"
+        raise ValueError(f"no image/label pairs{where} in {[str(r) for r in images_roots]} "
+                         f"(labels <stem>.png at the mirrored path in {[str(r) for r in labels_roots]})")
     return pairs
 
 
@@ -157,8 +170,7 @@ class SegmentationPairs(ImageDataset):
 
     def load_label(self, index: int) -> np.ndarray:
         """The full label map ``(H, W)`` uint8 of item ``index`` (no augmentation)."""
-        with Image.open(self.label_paths[index]) as im:
-            return np.asarray(im if im.mode in ("P", "L") else im.convert("L"))
+        return read_label_map(self.label_paths[index])
 
     def _load(self, sample: Sample, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         from ..color import rgb_to_lab
@@ -179,9 +191,7 @@ class SegmentationPairs(ImageDataset):
     ) -> tuple[Image.Image, Image.Image]:
         """Image and label of item ``index``, cropped (randomly when augmenting), resized to ``size`` (w, h)."""
         img, orig = decode_rgb(path, self._draft_side())
-        with Image.open(self.label_paths[index]) as lb:
-            lb.load()
-            label = lb if lb.mode in ("P", "L") else lb.convert("L")
+        label = open_label_map(self.label_paths[index])
         self._check_size(index, label.size, orig)
         box = self._crop_box(orig, rng)
         img = _resize_box(img, orig, box, size)

@@ -165,7 +165,7 @@ def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple
 
 def write_args(args: argparse.Namespace, out_dir: str | os.PathLike) -> Path:
     """Write the resolved command-line arguments (and the command line) to ``out_dir/args.json``."""
-    from ..train.common import resolved_args  # the training scripts' record, one format for every run
+    from ..train.options import resolved_args  # the training scripts' record, one format for every run
 
     path = Path(out_dir) / "args.json"
     write_json(path, resolved_args(args))

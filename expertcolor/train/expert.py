@@ -1,6 +1,7 @@
 """``expertcolor train-expert``: train a domain expert (L -> ab) on colour photos.
 
-Usage (also ``python -m expertcolor.train ...`` and ``torchrun --nproc_per_node=N -m expertcolor.train ...``)::
+Usage (also ``python -m expertcolor.train.expert ...``, ``python -m expertcolor.train ...`` and
+``torchrun --nproc_per_node=N -m expertcolor.train ...``)::
 
     expertcolor train-expert --name birds --dataset cub --root data/birds --epochs 30 \\
         --init-encoder mobilenet_v2_imagenet_bnstats.safetensors --out runs/birds
@@ -31,22 +32,15 @@ from ..datasets import DATASETS, IGNORE_INDEX, MIN_CHROMA, Augment, build_datase
 from ..experts import DEFAULT_EXPERT_ARCH, Expert, create_expert, list_experts
 from ..modeling import WEIGHTS_NAME, sha256_file
 from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES, RoutingTable
-from .common import (
-    Trainer,
-    add_common_args,
-    cap_dataset,
-    cleanup_distributed,
-    collect_names,
-    command_line,
-    reduce_dict,
-    resolved_args,
-    setup_distributed,
-    shard_indices,
-)
-from .losses import LOSSES, RegressionLoss, SoftEncodedCELoss, estimate_bin_prior, pool_target
+from .checkpoint import CHECKPOINT_NAME
+from .command import TrainingRun, run_module, run_training
+from .distributed import DistInfo, reduce_dict, shard_indices
+from .losses import SoftEncodedCELoss, create_loss, estimate_bin_prior, list_losses, pool_target
 from .metrics import color_metrics
+from .options import add_common_args, collect_names, command_line, resolved_args
+from .sampling import cap_dataset
 
-__all__ = ["get_args_parser", "main", "build_datasets", "sample_weights", "route_weight_table", "RawExpert"]
+__all__ = ["get_args_parser", "main", "build", "build_datasets", "sample_weights", "route_weight_table", "RawExpert"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +56,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="VOC classes the expert owns (default: from the default routing table for --name)")
     g.add_argument("--arch", default=DEFAULT_EXPERT_ARCH, choices=list_experts())
     g.add_argument("--head", default="classification", choices=("classification", "regression"))
-    g.add_argument("--loss", default="auto", choices=("auto", *LOSSES["classification"], *LOSSES["regression"]),
+    g.add_argument("--loss", default="auto",
+                   choices=("auto", *list_losses("classification"), *list_losses("regression")),
                    help="auto: soft_ce (classification) / mse (regression)")
     g.add_argument("--rebalance-lambda", type=unit_float, default=0.5,
                    help="class rebalancing mix with uniform for soft_ce/ce (1 = no rebalancing)")
@@ -82,7 +77,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "'--root faces people --root-weight 1 3'; epochs keep the union's length")
     d.add_argument("--route-labels", nargs="+", default=None, metavar="DIR",
                    help="routing-aware training: per --root, a folder of label maps mirroring it (VOC class ids, "
-                        "e.g. a segmentation teacher's: shared/data/segmentation/<domain>), or 'none' for a root "
+                        "e.g. a segmentation teacher's predictions), or 'none' for a root "
                         "whose every pixel is this expert's. The loss then counts only the pixels routing sends to "
                         "this expert (its --classes; the default expert owns every class no other expert does)")
     d.add_argument("--off-route-weight", type=unit_float, default=0.0,
@@ -275,19 +270,24 @@ def _default_classes(name: str) -> list[str]:
 
 
 def build_criterion(args: argparse.Namespace, expert: Expert, train_set: Dataset, estimate_prior: bool) -> nn.Module:
-    """The loss for ``--head`` / ``--loss``; estimates the ab bin prior for ``soft_ce`` / ``ce``."""
+    """The loss for ``--head`` / ``--loss`` (``auto``: ``soft_ce`` / ``mse``, written back to ``args.loss``);
+    estimates the ab bin prior for ``soft_ce`` / ``ce`` when ``estimate_prior``.
+
+    Raises:
+        ValueError: if the loss does not train the ``--head``.
+    """
     loss = args.loss
     if loss == "auto":
         loss = "soft_ce" if args.head == "classification" else "mse"
-    if loss not in LOSSES[args.head]:
-        raise ValueError(f"--loss {loss} does not fit --head {args.head}; choose from {list(LOSSES[args.head])}")
+    if loss not in list_losses(args.head):
+        raise ValueError(f"--loss {loss} does not fit --head {args.head}; choose from {list_losses(args.head)}")
     args.loss = loss
     if args.head == "regression":
-        return RegressionLoss(loss)
+        return create_loss(loss)
     prior = None
     if estimate_prior and args.rebalance_lambda < 1.0:
         prior = estimate_prior_from(train_set, expert, args.prior_images, args.batch_size, args.workers, args.seed)
-    return SoftEncodedCELoss(expert.bin_centers, prior, lam=args.rebalance_lambda, soft=loss == "soft_ce")
+    return create_loss(loss, centers=expert.bin_centers, prior=prior, lam=args.rebalance_lambda)
 
 
 def estimate_prior_from(
@@ -325,6 +325,68 @@ def make_evaluator(args: argparse.Namespace, val_set: Dataset, dist) -> Any:
     return evaluate
 
 
+def build(args: argparse.Namespace, dist: DistInfo) -> TrainingRun:
+    """Data, expert, loss and evaluation of ``train-expert`` (resolves ``--classes``, ``--loss``,
+    and ``--arch`` / ``--head`` from ``--init-from``, in ``args``).
+
+    Raises:
+        ValueError: for --classes that are not VOC categories, and bad data or option combinations.
+        FileNotFoundError: for a missing root or ``--init-from`` directory.
+    """
+    classes = collect_names(args.classes) if args.classes is not None else _default_classes(args.name)
+    unknown = [c for c in classes if c not in VOC_CATEGORIES]
+    if unknown:
+        raise ValueError(f"--classes {unknown} are not VOC categories; choose from {list(VOC_CATEGORIES)}")
+    args.classes = classes
+    train_set, val_set = build_datasets(args)
+    check_usable(train_set)  # a root with no usable photo fails now, not inside a DataLoader worker
+    check_usable(val_set)
+    draw_weights = sample_weights(args, train_set)
+    torch.manual_seed(args.seed)
+    if args.init_from:
+        expert = _init_expert(args)
+    else:
+        overrides = {"temperature": args.temperature} if args.temperature is not None else {}
+        expert = create_expert(args.arch, name=args.name, classes=classes, resolution=args.resolution,
+                               init_encoder=args.init_encoder, head=args.head, **overrides)
+        if args.head == "regression":
+            _shrink_head(expert)
+    resuming = bool(args.resume and (Path(args.out) / CHECKPOINT_NAME).is_file())
+    criterion = build_criterion(args, expert, train_set, estimate_prior=not resuming)
+
+    def save(result: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
+        final = result["history"][-1] if result["history"] else {}
+        if isinstance(criterion, SoftEncodedCELoss):  # lets decoding undo the rebalancing
+            expert.set_rebalance_weights(criterion.weights)
+        expert.with_provenance(
+            dataset=list(args.dataset),
+            root=[str(r) for r in args.root],
+            command=command_line(),
+            args={k: v for k, v in resolved_args(args).items() if k != "command"},
+            epochs=args.epochs,
+            images_seen=result["images_seen"],
+            images_seen_total=lineage_images({**expert.config.provenance, "images_seen": result["images_seen"]}),
+            steps=result["global_step"],
+            train_time_s=round(result["train_time"], 1),
+            wall_time_s=round(wall_time_s, 1),
+            loss=args.loss,
+            seed=args.seed,
+            resolution=args.resolution,
+            skipped_train_files=skip_stats(train_set),
+            val_metrics={k: v for k, v in final.items() if k.startswith("val_")},
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+        out_dir = expert.save_pretrained(Path(args.out) / "expert")
+        logger.info("expert written to %s", out_dir)
+        return {"expert_dir": str(out_dir)}
+
+    return TrainingRun(
+        model=RawExpert(expert), criterion=criterion, train_set=train_set,
+        evaluate=make_evaluator(args, val_set, dist), save=save, sample_weights=draw_weights,
+        description=f"train-expert {args.name}: {len(train_set)} train / {len(val_set)} val images, loss {args.loss}",
+    )
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Train an expert as described by ``args`` (from :func:`get_args_parser`).
 
@@ -332,70 +394,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         The final training state (``epoch``, ``global_step``, ``images_seen``, ``history``,
         ``stopped``) plus ``expert_dir`` when the run finished.
     """
-    t_start = time.time()
-    dist = setup_distributed(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        classes = collect_names(args.classes) if args.classes is not None else _default_classes(args.name)
-        unknown = [c for c in classes if c not in VOC_CATEGORIES]
-        if unknown:
-            raise ValueError(f"--classes {unknown} are not VOC categories; choose from {list(VOC_CATEGORIES)}")
-        args.classes = classes
-        train_set, val_set = build_datasets(args)
-        check_usable(train_set)  # a root with no usable photo fails now, not inside a DataLoader worker
-        check_usable(val_set)
-        draw_weights = sample_weights(args, train_set)
-        torch.manual_seed(args.seed)
-        if args.init_from:
-            expert = _init_expert(args)
-        else:
-            overrides = {"temperature": args.temperature} if args.temperature is not None else {}
-            expert = create_expert(args.arch, name=args.name, classes=classes, resolution=args.resolution,
-                                   init_encoder=args.init_encoder, head=args.head, **overrides)
-            if args.head == "regression":
-                _shrink_head(expert)
-        ckpt = Path(args.out) / "checkpoint.pt"
-        resuming = bool(args.resume and ckpt.is_file())
-        criterion = build_criterion(args, expert, train_set, estimate_prior=not resuming)
-        trainer = Trainer(args, RawExpert(expert), criterion, train_set, make_evaluator(args, val_set, dist), dist,
-                          sample_weights=draw_weights)
-        if dist.is_main:
-            logger.info(f"train-expert {args.name}: {len(train_set)} train / {len(val_set)} val images, "
-                  f"{trainer.steps_per_epoch} steps/epoch x {args.epochs} epochs, loss {args.loss}, "
-                  f"device {dist.device}, world size {dist.world_size}")
-        result = trainer.fit()
-        if result["stopped"]:
-            return result
-        if dist.is_main:
-            final = result["history"][-1] if result["history"] else {}
-            if isinstance(criterion, SoftEncodedCELoss):  # lets decoding undo the rebalancing
-                expert.set_rebalance_weights(criterion.weights)
-            expert.with_provenance(
-                dataset=list(args.dataset),
-                root=[str(r) for r in args.root],
-                command=command_line(),
-                args={k: v for k, v in resolved_args(args).items() if k != "command"},
-                epochs=args.epochs,
-                images_seen=result["images_seen"],
-                images_seen_total=lineage_images({**expert.config.provenance, "images_seen": result["images_seen"]}),
-                steps=result["global_step"],
-                train_time_s=round(result["train_time"], 1),
-                wall_time_s=round(time.time() - t_start, 1),
-                loss=args.loss,
-                seed=args.seed,
-                resolution=args.resolution,
-                skipped_train_files=skip_stats(train_set),
-                val_metrics={k: v for k, v in final.items() if k.startswith("val_")},
-                finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            )
-            out_dir = expert.save_pretrained(Path(args.out) / "expert")
-            result["expert_dir"] = str(out_dir)
-            logger.info(f"expert written to {out_dir}")
-        return result
-    finally:
-        cleanup_distributed(dist)
+    return run_training(args, build)
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    import sys
+
+    run_module(sys.modules[__name__])

@@ -1,42 +1,103 @@
-"""Colorization losses on the expert's raw output (``Expert.raw``: 1/4 resolution for FPN).
+"""Training losses, chosen by name: :func:`create_loss` / :func:`list_losses`.
 
-* :class:`SoftEncodedCELoss` (classification head): Zhang et al. 2016, "Colorful Image
-  Colorization". The ab target is area-pooled to the logits' size, soft-encoded on its ``k = 5``
-  nearest bins with Gaussian weights (``sigma = 5`` ab units), and each pixel's cross-entropy is
-  weighted by the rarity of its nearest bin (class rebalancing: ``w ∝ ((1-λ) p̃ + λ/Q)^-1`` with the
-  smoothed empirical bin prior ``p̃``, normalised so ``E_p̃[w] = 1``). Rare saturated colours then
-  weigh as much as the common desaturated ones, which counters grey/brown averaging.
-* :class:`RegressionLoss` (regression head): ``mse`` or ``smooth_l1`` on ``ab / 110``.
+Colorization losses on the expert's raw output (``Expert.raw``: 1/4 resolution for FPN):
+
+* ``soft_ce`` / ``ce`` (:class:`SoftEncodedCELoss`, classification head): Zhang et al. 2016,
+  "Colorful Image Colorization". The ab target is area-pooled to the logits' size, soft-encoded on
+  its ``k = 5`` nearest bins with Gaussian weights (``sigma = 5`` ab units; ``ce``: one-hot on the
+  nearest bin), and each pixel's cross-entropy is weighted by the rarity of its nearest bin (class
+  rebalancing: ``w ∝ ((1-λ) p̃ + λ/Q)^-1`` with the smoothed empirical bin prior ``p̃``, normalised so
+  ``E_p̃[w] = 1``). Rare saturated colours then weigh as much as the common desaturated ones, which
+  counters grey/brown averaging.
+* ``mse`` / ``smooth_l1`` (:class:`RegressionLoss`, regression head): on ``ab / 110``.
 
 Both take the target as ``ab (B, 2, H, W)``, or as ``(B, 3, H, W)`` whose third channel is a per-pixel
 weight in ``[0, 1]`` (routing-aware training, ``train-expert --route-labels``): the loss is then the
 weighted mean over pixels, so pixels routed to another expert (weight 0) teach this one nothing.
+
+The segmenter's loss: ``seg_ce`` (:class:`SegLoss`), cross-entropy over label maps with
+``ignore_index=255`` and optional class weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._registry import Registry
 from ..color import AB_SCALE
+from ..datasets.segmentation import IGNORE_INDEX
 
 __all__ = [
+    "LOSSES",
+    "create_loss",
+    "list_losses",
+    "loss_head",
     "SoftEncodedCELoss",
     "RegressionLoss",
+    "SegLoss",
     "pool_target",
     "split_pixel_weights",
     "estimate_bin_prior",
     "rebalance_weights",
-    "LOSSES",
 ]
 
-LOSSES: dict[str, tuple[str, ...]] = {
-    "classification": ("soft_ce", "ce"),
-    "regression": ("mse", "smooth_l1"),
-}
+#: Loss name -> constructor; :func:`loss_head` says which output each one trains.
+LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
+#: The outputs a loss can train: the expert's heads and the segmenter's scores.
+HEADS: tuple[str, ...] = ("classification", "regression", "segmentation")
+_HEAD_OF: dict[str, str] = {}
+REGRESSION_KINDS: tuple[str, ...] = ("mse", "smooth_l1")
+
+
+def _register(name: str, head: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a loss constructor under ``name`` for outputs of kind ``head``."""
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose from {list(HEADS)}")
+
+    def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        LOSSES.register(name, fn)
+        _HEAD_OF[name] = head
+        return fn
+
+    return add
+
+
+def list_losses(head: str | None = None) -> list[str]:
+    """The registered loss names (sorted), or only those training outputs of kind ``head``.
+
+    Raises:
+        ValueError: if ``head`` is not one of :data:`HEADS`.
+    """
+    if head is not None and head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose from {list(HEADS)}")
+    return [n for n in LOSSES.names() if head is None or _HEAD_OF[n] == head]
+
+
+def loss_head(name: str) -> str:
+    """The kind of output loss ``name`` trains (one of :data:`HEADS`).
+
+    Raises:
+        KeyError: if ``name`` is not registered; the message lists the choices.
+    """
+    LOSSES.get(name)
+    return _HEAD_OF[name]
+
+
+def create_loss(name: str, **kwargs) -> nn.Module:
+    """A new loss module by name; ``kwargs`` go to its constructor.
+
+    ``soft_ce`` / ``ce``: ``centers`` (bin centres ``(Q, 2)``, normalised units), ``prior`` (``(Q,)``
+    or None), ``lam``; ``mse`` / ``smooth_l1``: ``beta`` (smooth_l1 only); ``seg_ce``: ``weight``
+    (class weights ``(C,)`` or None).
+
+    Raises:
+        KeyError: if ``name`` is not registered; the message lists the choices.
+    """
+    return LOSSES.create(name, **kwargs)
 
 
 def pool_target(ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -204,8 +265,8 @@ class RegressionLoss(nn.Module):
 
     def __init__(self, kind: str = "mse", beta: float = 0.05) -> None:
         super().__init__()
-        if kind not in LOSSES["regression"]:
-            raise ValueError(f"regression loss must be one of {LOSSES['regression']}, got {kind!r}")
+        if kind not in REGRESSION_KINDS:
+            raise ValueError(f"regression loss must be one of {REGRESSION_KINDS}, got {kind!r}")
         self.kind, self.beta = kind, beta
 
     def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -216,3 +277,52 @@ class RegressionLoss(nn.Module):
         else:
             per = F.smooth_l1_loss(raw.float(), ab, beta=self.beta, reduction="none")
         return _weighted_mean(per.mean(1), pixel_weight)
+
+
+class SegLoss(nn.Module):
+    """Cross-entropy with ``ignore_index=255`` and optional class weights ``(C,)``.
+
+    Forward:
+        logits ``(B, C, h, w)`` and class ids ``(B, H, W)`` int64 -> scalar loss. When the decoder
+        predicts at reduced resolution, each cell is compared with the label at its centre.
+    """
+
+    def __init__(self, weight: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight if weight is not None else torch.empty(0))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        w = self.weight if self.weight.numel() else None
+        if logits.shape[-2:] != target.shape[-2:]:
+            target = F.interpolate(target[:, None].float(), size=logits.shape[-2:], mode="nearest")[:, 0].long()
+        return F.cross_entropy(logits.float(), target, weight=w, ignore_index=IGNORE_INDEX)
+
+
+@_register("soft_ce", "classification")
+def _soft_ce(centers: torch.Tensor, prior: torch.Tensor | None = None, lam: float = 0.5) -> SoftEncodedCELoss:
+    """Soft-encoded, class-rebalanced cross-entropy (the classification head's default)."""
+    return SoftEncodedCELoss(centers, prior, lam=lam, soft=True)
+
+
+@_register("ce", "classification")
+def _ce(centers: torch.Tensor, prior: torch.Tensor | None = None, lam: float = 0.5) -> SoftEncodedCELoss:
+    """Class-rebalanced one-hot cross-entropy on the nearest bin."""
+    return SoftEncodedCELoss(centers, prior, lam=lam, soft=False)
+
+
+@_register("mse", "regression")
+def _mse() -> RegressionLoss:
+    """Mean squared error on ab/110 (the regression head's default)."""
+    return RegressionLoss("mse")
+
+
+@_register("smooth_l1", "regression")
+def _smooth_l1(beta: float = 0.05) -> RegressionLoss:
+    """Smooth L1 on ab/110."""
+    return RegressionLoss("smooth_l1", beta=beta)
+
+
+@_register("seg_ce", "segmentation")
+def _seg_ce(weight: torch.Tensor | None = None) -> SegLoss:
+    """The segmenter's cross-entropy (255 ignored, optional class weights)."""
+    return SegLoss(weight)

@@ -1,4 +1,4 @@
-"""Image + label-map pairs: mirrored layout, joint augmentation, the shared-data gatherer."""
+"""Image + label-map pairs: mirrored layout, joint augmentation, several roots with their own splits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from expertcolor.datasets import Augment, SegmentationPairs, find_pairs, shared_segmentation_pairs
+from expertcolor.datasets import Augment, SegmentationPairs, find_pairs, segmentation_pairs
 
 
 def _pair(img_path: Path, lbl_path: Path, w: int = 40, h: int = 30, cls: int = 15) -> None:
@@ -88,20 +88,30 @@ def _fake_shared(root: Path) -> Path:
     return root
 
 
-def test_shared_segmentation_pairs_fake_tree(tmp_path: Path) -> None:
-    root = _fake_shared(tmp_path)
-    train = shared_segmentation_pairs(root, "train", val_fraction=0.2)
-    val = shared_segmentation_pairs(root / "segmentation", "val", val_fraction=0.2)
+def _layout_roots(root: Path, domains: tuple[str, ...], extras: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """The images roots of a shared-style tree and the labels roots mirroring them (as tools/train_defaults.sh)."""
+    seg = root / "segmentation"
+    images = [root / d for d in domains] + [seg / "extra" / e / "images" for e in extras]
+    return images, [seg / d for d in domains] + [seg / "extra" / e / "labels" for e in extras]
+
+
+def test_segmentation_pairs_by_each_roots_own_split(tmp_path: Path) -> None:
+    images, labels = _layout_roots(_fake_shared(tmp_path), ("faces", "birds"), ("people",))
+    train = segmentation_pairs(images, labels, "train", rule="layout", val_fraction=0.2)
+    val = segmentation_pairs(images, labels, "val", rule="layout", val_fraction=0.2)
     assert len(train) == 3 + 2 + 8 and len(val) == 1 + 1 + 2
     assert not {p for p, _ in train} & {p for p, _ in val}
     assert any("0009.jpg" in p for p, _ in val)  # CUB flag 0 -> held out
-    with pytest.raises(FileNotFoundError, match="segmentation/"):
-        shared_segmentation_pairs(tmp_path / "faces")
+    with pytest.raises(FileNotFoundError, match="labels root not found"):
+        segmentation_pairs([tmp_path / "faces"], [tmp_path / "faces_labels"])
+    with pytest.raises(ValueError, match="one labels root per images root"):
+        segmentation_pairs(images, labels[:2])
 
 
-def test_shared_segmentation_pairs_real_data(shared_data: Path) -> None:
-    train = shared_segmentation_pairs(shared_data, "train")
-    val = shared_segmentation_pairs(shared_data, "val")
+def test_segmentation_pairs_real_data(shared_data: Path) -> None:
+    images, labels = _layout_roots(shared_data, ("faces", "birds", "animals", "places"), ("people", "imagenet"))
+    train = segmentation_pairs(images, labels, "train", rule="layout")
+    val = segmentation_pairs(images, labels, "val", rule="layout")
     assert len(train) > 5000 and len(val) > 1000
     assert not {p for p, _ in train} & {p for p, _ in val}
     ds = SegmentationPairs(val[:2], resolution=64, augment=Augment(enabled=False))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from expertcolor import Expert
-from expertcolor.train.common import epoch_batches
+from expertcolor.train.sampling import epoch_batches
 
 
 def test_epoch_batches_shard_like_distributed_sampler() -> None:

@@ -8,8 +8,12 @@ import torch
 from expertcolor import create_expert
 from expertcolor.train.losses import (
     RegressionLoss,
+    SegLoss,
     SoftEncodedCELoss,
+    create_loss,
     estimate_bin_prior,
+    list_losses,
+    loss_head,
     pool_target,
     rebalance_weights,
     soft_encode,
@@ -123,6 +127,29 @@ def test_regression_losses() -> None:
     for kind in ("mse", "smooth_l1"):
         fn = RegressionLoss(kind)
         assert float(fn(exact, ab)) < 1e-8 < float(fn(torch.zeros_like(exact), ab))
+
+
+def test_losses_by_name() -> None:
+    assert list_losses() == ["ce", "mse", "seg_ce", "smooth_l1", "soft_ce"]
+    assert list_losses("classification") == ["ce", "soft_ce"] and list_losses("regression") == ["mse", "smooth_l1"]
+    assert list_losses("segmentation") == ["seg_ce"] and loss_head("smooth_l1") == "regression"
+    prior = torch.softmax(torch.randn(CENTERS.shape[0]), 0)
+    soft = create_loss("soft_ce", centers=CENTERS, prior=prior, lam=0.3)
+    assert isinstance(soft, SoftEncodedCELoss) and soft.soft and soft.lam == 0.3
+    assert torch.equal(soft.weights, SoftEncodedCELoss(CENTERS, prior, lam=0.3).weights)
+    assert not create_loss("ce", centers=CENTERS).soft
+    assert create_loss("mse").kind == "mse" and create_loss("smooth_l1", beta=0.1).beta == 0.1
+    seg = create_loss("seg_ce", weight=torch.ones(21))
+    assert isinstance(seg, SegLoss) and seg.weight.shape == (21,)
+    logits, target = torch.randn(2, 21, 4, 4), torch.randint(0, 21, (2, 8, 8))
+    target[:, :2] = 255  # ignored
+    assert torch.isfinite(create_loss("seg_ce")(logits, target))
+    with pytest.raises(KeyError, match=r"unknown loss 'l2'; choose from \['ce', 'mse'"):
+        create_loss("l2")
+    with pytest.raises(KeyError, match="unknown loss"):
+        loss_head("l2")
+    with pytest.raises(ValueError, match="unknown head 'detection'"):
+        list_losses("detection")
 
 
 def test_colorfulness_and_iou() -> None:

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from expertcolor import Expert
 from expertcolor.train import expert as train_expert
-from expertcolor.train.common import load_checkpoint
+from expertcolor.train.checkpoint import load_checkpoint
 from expertcolor.train.losses import SoftEncodedCELoss
 
 from ..conftest import load_tool

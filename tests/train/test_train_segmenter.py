@@ -1,4 +1,4 @@
-"""``train-segmenter``: a few steps on tiny pairs and on a shared-style tree."""
+"""``train-segmenter``: a few steps on tiny pairs, several roots with their own splits, whole-photo evaluation."""
 
 from __future__ import annotations
 
@@ -84,13 +84,89 @@ def test_scene_oversample_option_is_checked(capsys) -> None:
         assert why in capsys.readouterr().err
 
 
-def test_train_segmenter_errors(tmp_path: Path) -> None:
+def test_train_segmenter_errors(tiny_pairs: tuple[Path, Path], tmp_path: Path, capsys) -> None:
     import pytest
 
-    with pytest.raises(ValueError, match="--data DIR or both --images and --labels"):
+    images, labels = tiny_pairs
+    with pytest.raises(ValueError, match="needs --images and --labels"):
         _run(["--out", str(tmp_path)])
-    with pytest.raises(FileNotFoundError, match="segmentation/"):
-        _run(["--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="2 images roots but 1 labels roots"):
+        _run(["--images", str(images), str(images), "--labels", str(labels), "--out", str(tmp_path / "o")])
+    with pytest.raises(FileNotFoundError, match="labels root not found"):
+        _run(["--images", str(images), "--labels", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="--mixed-images and --mixed-labels go together"):
+        _run(["--images", str(images), "--labels", str(labels), "--mixed-images", str(images),
+              "--out", str(tmp_path / "o")])
+    # The developer's data layout left the library: its options are usage errors that say what replaces them.
+    parser = train_segmenter.get_args_parser()
+    for option in ("--data", "--domains", "--extras"):
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args(["--out", "o", option, str(tmp_path)])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert f"{option}: was removed" in err and "--images A B --labels LA LB" in err
+    assert not any(k in vars(parser.parse_args(["--out", "o"])) for k in ("data", "domains", "extras"))
+
+
+def _layout_tree(tiny_pairs: tuple[Path, Path], root: Path) -> tuple[Path, Path]:
+    """tiny_pairs' 12 pairs as images/labels roots with train/ (0-7) and val/ (8-11) subfolders."""
+    import shutil
+
+    images, labels = tiny_pairs
+    for i in range(12):
+        split = "train" if i < 8 else "val"
+        for src, dst, ext in ((images, root / "images", "jpg"), (labels, root / "labels", "png")):
+            (dst / split).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / f"{i}.{ext}", dst / split / f"{i}.{ext}")
+    return root / "images", root / "labels"
+
+
+def test_several_roots_with_their_own_splits(tiny_pairs: tuple[Path, Path], tmp_path: Path) -> None:
+    from expertcolor.train.segmenter import build_pairs
+
+    images, labels = tiny_pairs
+    split_images, split_labels = _layout_tree(tiny_pairs, tmp_path / "layout")
+    parser = train_segmenter.get_args_parser()
+    roots = ["--images", str(split_images), str(images), "--labels", str(split_labels), str(labels)]
+    args = parser.parse_args([*roots, "--val-split", "layout", "--val-fraction", "0.25", "--out", "o"])
+    train, val = build_pairs(args)
+    # the first root by its train/ and val/ folders, the flat second one by a seeded quarter, in root order
+    assert [Path(p).parent.name for p, _ in train[:8]] == ["train"] * 8
+    assert [Path(p).parent.name for p, _ in val[:4]] == ["val"] * 4
+    assert len(train) == 8 + 9 and len(val) == 4 + 3
+    assert all(Path(p).parent == images for p, _ in train[8:] + val[4:])
+    assert not {p for p, _ in train} & {p for p, _ in val}
+    # the default 'seeded' rule ignores the folders: a seeded quarter of every root
+    seeded_train, seeded_val = build_pairs(parser.parse_args([*roots, "--val-fraction", "0.25", "--out", "o"]))
+    assert len(seeded_train) == 9 + 9 and len(seeded_val) == 3 + 3
+    assert {Path(p).parent.name for p, _ in seeded_val[:3]} <= {"train", "val"}
+    # explicit held-out roots: every --images pair trains
+    explicit = parser.parse_args([*roots, "--val-images", str(split_images / "val"), "--val-labels",
+                                  str(split_labels / "val"), "--out", "o"])
+    train_all, val_roots = build_pairs(explicit)
+    assert len(train_all) == 24 and len(val_roots) == 4
+
+
+def test_whole_photo_evaluation_and_the_package_entry(tiny_pairs: tuple[Path, Path], tmp_path: Path) -> None:
+    from expertcolor.train import load_training_command
+
+    images, labels = tiny_pairs
+    out = tmp_path / "seg"
+    module = load_training_command("train-segmenter")
+    assert module is train_segmenter
+    argv = ["--images", str(images), "--labels", str(labels), "--mixed-images", str(images), "--mixed-labels",
+            str(labels), "--mixed-size", "24", "--out", str(out), "--resolution", "32", "--batch-size", "4",
+            "--epochs", "1", "--workers", "0", "--no-progress", "--threads", "1", "--class-weights", "none"]
+    result = module.main(module.get_args_parser().parse_args(argv))
+    metrics = GraySegmenter.from_pretrained(out / "segmenter").config.provenance["val_metrics"]
+    assert {"mixed_miou_voc", "mixed_miou_groups", "mixed_iou_other", "mixed_iou_person"} <= set(metrics)
+    assert result["history"][-1]["mixed_pixel_acc"] == metrics["mixed_pixel_acc"]
+    provenance = GraySegmenter.from_pretrained(out / "segmenter").config.provenance
+    assert provenance["data"] == {"images": [str(images)], "labels": [str(labels)]}
+    assert provenance["args"]["mixed_images"] == str(images)
+    # --no-mixed skips it
+    plain = module.main(module.get_args_parser().parse_args([*argv, "--no-mixed", "--out", str(tmp_path / "plain")]))
+    assert not any(k.startswith("mixed_") for k in plain["history"][-1])
 
 
 def test_init_from_fine_tunes_a_trained_segmenter(tiny_pairs: tuple[Path, Path], tmp_path: Path) -> None:

@@ -1,27 +1,26 @@
-"""Helpers shared by the training scripts."""
+"""The Trainer and its helpers: validation shards, resume checks, stale temporaries, failed checkpoints."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import random
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from expertcolor import modeling
-from expertcolor.train import common
-from expertcolor.train.common import (
-    CHECKPOINT_NAME,
-    DistInfo,
-    Trainer,
-    add_common_args,
-    load_checkpoint,
-    save_checkpoint,
-    shard_indices,
-)
+from expertcolor.train import checkpoint
+from expertcolor.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from expertcolor.train.distributed import DistInfo, shard_indices
+from expertcolor.train.options import add_common_args
+from expertcolor.train.trainer import Trainer
 
 
 def test_shard_indices_spread_a_capped_validation_set_over_all_sources() -> None:
@@ -55,7 +54,7 @@ def test_resume_refuses_another_batch_size_and_records_other_changes(tmp_path, c
     with pytest.raises(ValueError, match=r"--batch-size 4, this run has --batch-size 8.*resume with --batch-size 4"):
         _trainer(out, "--resume", "--batch-size", "8").fit()
     # Other options may change: a warning per option, and args.json records old and new values.
-    with caplog.at_level(logging.WARNING, logger="expertcolor.train.common"):
+    with caplog.at_level(logging.WARNING, logger="expertcolor.train.checkpoint"):
         result = _trainer(out, "--resume", "--lr", "0.005").fit()
     assert not result["stopped"] and result["global_step"] == 8
     assert any("--lr changed from 0.01 to 0.005" in r.getMessage() for r in caplog.records)
@@ -84,7 +83,7 @@ def test_stale_checkpoint_temporaries_are_removed_and_nothing_else(tmp_path) -> 
             out / ".checkpoint.pt.toolongname.tmp", out / "my.checkpoint.pt.abcdefgh.tmp"]
     for p in stale + keep:
         p.write_bytes(b"x" * 10)
-    assert common.remove_stale_checkpoint_temps(out / CHECKPOINT_NAME) == sorted(stale)
+    assert checkpoint.remove_stale_checkpoint_temps(out / CHECKPOINT_NAME) == sorted(stale)
     assert all(p.exists() for p in keep) and not any(p.exists() for p in stale)
     # The trainer cleans up when it starts (or resumes).
     stale[0].write_bytes(b"partial checkpoint")
@@ -108,3 +107,79 @@ def test_a_failed_checkpoint_write_names_the_file_and_keeps_the_previous_one(tmp
     assert "unexpected pos" in str(e.value)
     assert (out / CHECKPOINT_NAME).read_bytes() == before
     assert modeling.stale_temp_files(out / CHECKPOINT_NAME) == []
+
+
+# -- checkpoints written before train/common.py was split (issue 21) -----------------------------------
+#: Written by expertcolor.train.common.Trainer at commit 091a56b, for ``_trainer(out, "--stop-after-steps", "6")``
+#: with ``evaluate`` returning ``{"val_x": 1.5}``: mid-way through the second of 2 epochs of 4 steps.
+LEGACY_CHECKPOINT = Path(__file__).parent / "data" / "checkpoint_091a56b.pt"
+LEGACY_KEYS = {"model", "optimizer", "scheduler", "scaler", "state", "rng", "extra", "criterion", "world_size", "args"}
+
+
+def _same(a, b) -> bool:
+    """Exact equality of nested checkpoint values (tensors bit for bit)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_a_checkpoint_written_before_the_split_restores_exactly_and_resumes(tmp_path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(LEGACY_CHECKPOINT, out / CHECKPOINT_NAME)
+    ck = load_checkpoint(out / CHECKPOINT_NAME)  # weights_only=True
+    assert set(ck) == LEGACY_KEYS
+    trainer = _trainer(out, "--resume")
+    assert trainer.restore()
+    # every part comes back bit for bit, the global RNGs included
+    assert _same(trainer.model.state_dict(), ck["model"])
+    assert _same(trainer.optimizer.state_dict(), ck["optimizer"])
+    assert _same(trainer.scheduler.state_dict(), ck["scheduler"])
+    assert _same(trainer.scaler.state_dict(), ck["scaler"])
+    assert _same(trainer.state, ck["state"])
+    assert _same(checkpoint.rng_state(), ck["rng"])
+    # what this code writes back is the same checkpoint
+    assert _same(trainer.checkpoint(), ck)
+    # training continues where it stopped: the last 2 steps of epoch 2
+    result = _trainer(out, "--resume").fit()
+    assert not result["stopped"] and result["global_step"] == 8 and result["images_seen"] == 32
+    assert result["history"][0] == ck["state"]["history"][0] and result["history"][1]["epoch"] == 2
+    assert json.loads((out / "args.json").read_text())["resumes"] == [
+        {"epoch": 1, "step_in_epoch": 2, "global_step": 6, "changed": {}}]
+
+
+def test_resume_from_a_hand_written_pre_split_checkpoint_is_bit_exact(tmp_path) -> None:
+    full = _trainer(tmp_path / "full")
+    full.fit()
+    part = _trainer(tmp_path / "part", "--stop-after-steps", "5")
+    assert part.fit()["stopped"]
+    # The pre-split layout, spelled out here (not by the code under test); the global RNGs as they were
+    # when the run stopped, in the pre-split encoding.
+    py, npst = random.getstate(), np.random.get_state()
+    legacy = {
+        "model": part.model.state_dict(),
+        "optimizer": part.optimizer.state_dict(),
+        "scheduler": part.scheduler.state_dict(),
+        "scaler": part.scaler.state_dict(),
+        "state": dict(part.state),
+        "rng": {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]],
+                "numpy": [npst[0], npst[1].tolist(), int(npst[2]), int(npst[3]), float(npst[4])]},
+        "extra": {},
+        "criterion": part.criterion.state_dict(),
+        "world_size": 1,
+        "args": {"batch_size": 4, "lr": 1e-2, "weight_decay": 1e-4, "warmup_steps": None, "epochs": 2, "seed": 0,
+                 "resolution": 4, "max_images": None},
+    }
+    out = tmp_path / "legacy"
+    out.mkdir()
+    torch.save(legacy, out / CHECKPOINT_NAME)
+    torch.manual_seed(123)  # the resume must not depend on the RNG state it starts with
+    resumed = _trainer(out, "--resume")
+    result = resumed.fit()
+    assert result["global_step"] == 8 and result["images_seen"] == full.state["images_seen"]
+    assert _same(resumed.model.state_dict(), full.model.state_dict())
+    assert [r["train_loss"] for r in result["history"]] == [r["train_loss"] for r in full.state["history"]]
