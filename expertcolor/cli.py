@@ -39,6 +39,14 @@ __all__ = ["main", "build_parser"]
 PROG = "expertcolor"
 # The training commands' registry (expertcolor.train) as a plain dict: command -> module.
 TRAIN_COMMANDS = {name: TRAINING_COMMANDS.get(name) for name in list_training_commands()}
+# Evaluation studies: each module has get_args_parser() and main(args), like the training commands.
+STUDY_COMMANDS = {
+    "compare": ("expertcolor.evaluation.stats", "paired bootstrap of two variants' per-photo scores (seeds averaged)"),
+    "in-domain": ("expertcolor.evaluation.in_domain", "each expert against the generalist on its own domain"),
+    "oracle-routing": ("expertcolor.evaluation.oracle", "evaluate with routing by the true group masks"),
+    "tune-context": ("expertcolor.evaluation.tune_context", "choose the context merge on validation photos"),
+    "tune-decoding": ("expertcolor.evaluation.tune_decoding", "choose temperature and prior correction"),
+}
 
 
 class UserError(Exception):
@@ -221,8 +229,8 @@ def _cmd_assemble(args: argparse.Namespace) -> int:
 
 
 def _run_training(command: str, argv: list[str]) -> int:
-    """``expertcolor train-expert ARGS`` = ``python -m expertcolor.train.expert ARGS``."""
-    module_name = TRAIN_COMMANDS[command]
+    """``expertcolor train-expert ARGS`` = ``python -m expertcolor.train.expert ARGS``; the studies likewise."""
+    module_name = TRAIN_COMMANDS[command] if command in TRAIN_COMMANDS else STUDY_COMMANDS[command][0]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
@@ -305,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command, module in TRAIN_COMMANDS.items():
         sub.add_parser(command, add_help=False, help=f"train (see `{PROG} {command} --help`; = python -m {module})")
+    for command, (_, what) in STUDY_COMMANDS.items():
+        sub.add_parser(command, add_help=False, help=f"{what} (see `{PROG} {command} --help`)")
 
     a = sub.add_parser("add-expert", help="copy a trained expert into a model directory and route classes to it")
     a.add_argument("model_dir", metavar="MODEL_DIR")
@@ -351,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     configure_cli_logging()
     try:
-        if argv and argv[0] in TRAIN_COMMANDS:
+        if argv and (argv[0] in TRAIN_COMMANDS or argv[0] in STUDY_COMMANDS):
             return _run_training(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
         return int(args.func(args))

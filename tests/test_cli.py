@@ -413,3 +413,12 @@ def test_threads_option_and_one_thread_for_small_photos(input_tree, tiny_model_d
     assert rc == 2 and "argument --threads: expected a positive integer" in err
     help_text = cli.build_parser()._subparsers._group_actions[0].choices["colorize"].format_help()
     assert "--threads" in help_text and "--max-pixels" in help_text and "--overwrite" in help_text
+
+
+def test_study_commands_run_their_modules(tmp_path, capsys) -> None:
+    from expertcolor.cli import STUDY_COMMANDS
+
+    for command in STUDY_COMMANDS:
+        assert main([command, "--help"]) == 0
+        assert f"expertcolor {command}" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "missing.json"), "--a", "x", "--b", "y"]) == 2
