@@ -108,8 +108,13 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.output)
     files, skipped = collect_inputs(args.inputs, exclude=out_dir)
-    if not files:
-        raise UserError("no image files found in " + ", ".join(args.inputs))
+    videos = _videos(args.inputs, skipped)
+    skipped = [p for p in skipped if p not in videos]
+    files = [(f, r) for f, r in files if f not in videos]  # an animated .gif is a video
+    if not files and not videos:
+        raise UserError("no image or video files found in " + ", ".join(args.inputs))
+    if videos and torchrun_shard() is not None:
+        raise UserError("videos are not sharded under torchrun; colorize them in a plain run")
     # Under torchrun every rank runs this command on the same inputs and takes its share of them.
     shard = torchrun_shard()
     if shard is not None and args.device is None and torch.cuda.is_available():
@@ -125,6 +130,9 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
         shard=shard, progress=shard is None or shard[0] == 0,
     )
     counts = [summary.colorized, len(summary.failed), summary.kept]
+    for video in videos:
+        ok = _colorize_video(colorizer, video, out_dir / video.name, args, report)
+        counts[0 if ok else 1] += 1
     if shard is not None:
         counts = _sum_over_ranks(counts)
         if shard[0] != 0:
@@ -138,6 +146,30 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
         line += f" (over {shard[1]} ranks)"
     print(f"{line} -> {out_dir}")
     return 1 if counts[1] else 0
+
+
+def _videos(inputs: Sequence[str], skipped: Sequence[Path]) -> list[Path]:
+    """Video files among the inputs: named ones, and those that photo collection skipped in folders."""
+    from .video import is_video
+
+    named = [Path(i) for i in inputs if Path(i).is_file()]
+    return list(dict.fromkeys(p for p in [*named, *skipped] if is_video(p)))
+
+
+def _colorize_video(colorizer: Any, src: Path, dst: Path, args: argparse.Namespace, report: Any) -> bool:
+    """One video into ``dst`` (same frame count, size, rate and audio); a failure is reported, not raised."""
+    from .video import colorize_video_file
+
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        colorize_video_file(colorizer, src, dst, overwrite=args.overwrite, codec=args.codec, crf=args.crf,
+                            stabilize=not args.no_stabilize, progress=True, saturation=args.saturation)
+        return True
+    except ImportError:
+        raise
+    except Exception as e:  # noqa: BLE001 - reported for this video, which is skipped
+        report(src, e)
+        return False
 
 
 def _sum_over_ranks(counts: list[int]) -> list[int]:
@@ -272,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    c = sub.add_parser("colorize", help="colorize photos (files, globs or folders)")
-    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, globs or folders (recursive)")
+    c = sub.add_parser("colorize", help="colorize photos and videos (files, globs or folders)")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, globs or folders (recursive)")
     c.add_argument("-o", "--output", default="colorized", metavar="OUTDIR", help="output folder (default: colorized)")
     _add_model_args(c)
     c.add_argument("--workers", type=nonnegative_int, default=min(4, os.cpu_count() or 1),
@@ -290,6 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"torch threads (default: 1 for batches whose photos are all below "
                    f"{SMALL_PIXELS / 1e6:g} Mpx, where more threads only add overhead, and torch's default "
                    "for larger photos)")
+    v = c.add_argument_group("videos (.mp4 .mov .avi .mkv .webm, animated .gif; needs expertcolor[video])")
+    v.add_argument("--codec", help="video encoder (default: libx264, yuv420p; GIFs stay GIFs)")
+    v.add_argument("--crf", type=nonnegative_int, help="encoder quality, lower is better (default: visually lossless)")
+    v.add_argument("--no-stabilize", action="store_true",
+                   help="colorize every frame alone instead of carrying routing and colour along the motion")
     c.set_defaults(func=_cmd_colorize)
 
     e = sub.add_parser("evaluate", help="colorize colour photos from their L and compare with the truth")

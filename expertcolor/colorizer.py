@@ -297,17 +297,20 @@ class ExpertColorizer:
             rgb[..., r0:r1, :] = lab_to_rgb_gamut(torch.cat([L_full[..., r0:r1, :], ab], 1))
         return rgb
 
-    def predict_ab(self, L_small: torch.Tensor) -> dict[str, Any]:
+    def predict_ab(self, L_small: torch.Tensor, probs: torch.Tensor | None = None) -> dict[str, Any]:
         """Run segmentation, routing, the experts that receive pixels, and the merge.
 
         Args:
             L_small: working-resolution lightness ``(B, 1, h, w)`` in ``[0, 100]``.
+            probs: class probabilities ``(B, C, h, w)`` to route by instead of segmenting ``L_small``
+                (the video loop passes probabilities smoothed over frames); ``None`` segments.
 
         Returns:
             ``{"ab": (B, 2, h, w), "weights": (B, E, h, w), "probs": (B, C, h, w),
             "routing": (B, E, h, w), "expert_ab": {name: (B, 2, h, w)}}``.
         """
-        probs = self.segment(L_small)
+        if probs is None:
+            probs = self.segment(L_small)
         routed = self.routing(probs)
         weights = self.merge(routed, L_small / 100.0, background=self.routing.experts.index(self.routing.default))
         names = list(self.routing.experts)
@@ -355,6 +358,12 @@ class ExpertColorizer:
             f"ExpertColorizer(experts={list(self.experts)}, segmenter={type(self.segmenter).__name__}, "
             f"merge={self.merge!r}, working_size={self.working_size}, device={self.device})"
         )
+
+    def colorize_video(self, src: str | os.PathLike, dst: str | os.PathLike, **kwargs: Any) -> Any:
+        """Colorize a video file into ``dst``; see :func:`expertcolor.video.colorize_video` (needs PyAV)."""
+        from .video import colorize_video
+
+        return colorize_video(self, src, dst, **kwargs)
 
 
 def _default_routing(categories: Sequence[str], experts: list[str]) -> RoutingTable:
