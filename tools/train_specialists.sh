@@ -64,7 +64,7 @@ replay() {  # replay IDX...: the union's root weights with the given roots at 1 
   done
   echo "${w[@]}"
 }
-B_EPOCHS=${B_EPOCHS:-2}
+B_EPOCHS=${B_EPOCHS:-1}  # 2026-12-02: one epoch per branch (23k images) so that stage B fit in a session
 branch=(--init-from "$R/g_union/expert" --lr 3e-4 --epochs "$B_EPOCHS" --dataset "${union_kinds[@]}"
         --root "${union_roots[@]}")
 [ "$status" = 1 ] || [ -f "$R/g_union/done" ] || { echo "g_union unfinished"; exit 0; }
