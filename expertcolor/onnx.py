@@ -162,6 +162,10 @@ def export_onnx(model_dir: str | os.PathLike | None, out_dir: str | os.PathLike)
     """
     from .colorizer import ExpertColorizer
 
+    try:
+        import onnx  # noqa: F401 - torch's exporter writes the graph through it
+    except ImportError as e:
+        raise ImportError(f"export-onnx needs the onnx package: {_INSTALL}") from e
     src = Path(modeldir.default_model_dir() if model_dir is None else model_dir)
     out = Path(out_dir)
     colorizer = ExpertColorizer.from_pretrained(src, device="cpu")  # also verifies the manifest
