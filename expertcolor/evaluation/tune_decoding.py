@@ -16,7 +16,6 @@ CIEDE2000 falls further but the photos turn grey. The script prints that pick fo
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -84,7 +83,7 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
             for a in args.prior_corrections:
                 for name, expert in colorizer.experts.items():
                     # Expert.config written from outside until Expert has a method for decoding settings.
-                    expert.config = dataclasses.replace(expert.config, temperature=t)
+                    expert.with_decoding(temperature=t)
                     expert.with_prior_correction(a)
                     r = evaluate(colorizer, folders[name], variants=[f"expert:{name}"], progress=False)
                     o = r["results"][f"expert:{name}"]["overall"]
