@@ -67,18 +67,12 @@ def lab_ab(rgb: np.ndarray) -> np.ndarray:
 def pair_flicker(ab: list[np.ndarray], clip: Clip) -> list[float]:
     """Mean ab change of every consecutive pair within a shot, aligned by the known motion."""
     h, w = ab[0].shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     out = []
     for t in range(1, len(ab)):
         if clip.shots[t] != clip.shots[t - 1]:
             continue
-        Mt, Mp = clip.transforms[t], clip.transforms[t - 1]
-        sx = Mt[0, 0] * xs + Mt[0, 1] * ys + Mt[0, 2]  # frame t pixel -> photo
-        sy = Mt[1, 0] * xs + Mt[1, 1] * ys + Mt[1, 2]
-        A = np.linalg.inv(Mp[:, :2])
-        qx = A[0, 0] * (sx - Mp[0, 2]) + A[0, 1] * (sy - Mp[1, 2])  # photo -> frame t-1 pixel
-        qy = A[1, 0] * (sx - Mp[0, 2]) + A[1, 1] * (sy - Mp[1, 2])
-        valid = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
+        q, valid = clip.backward_flow(t)
+        qx, qy = q[..., 0], q[..., 1]
         grid = torch.from_numpy(np.stack([2 * qx / (w - 1) - 1, 2 * qy / (h - 1) - 1], -1))[None].float()
         prev = torch.from_numpy(ab[t - 1]).permute(2, 0, 1)[None].float()
         warped = F.grid_sample(prev, grid, mode="bilinear", align_corners=True)[0].permute(1, 2, 0).numpy()
@@ -105,9 +99,14 @@ def evaluate_clip(colorizer: ExpertColorizer, clip: Clip, stabilize: bool | Temp
     seconds = time.perf_counter() - t0
     de = [float(M.ciede2000_map(o, f).mean()) for o, f in zip(outs, clip.frames)]
     flick = pair_flicker([lab_ab(o) for o in outs], clip)
+    pairs = [t for t in range(1, len(outs)) if clip.shots[t] == clip.shots[t - 1]]
+    by_motion: dict[str, list[float]] = {}
+    for t, f in zip(pairs, flick):
+        by_motion.setdefault(clip.motions[clip.shots[t]], []).append(f)
     return {
         "ciede2000": float(np.mean(de)),
         "flicker": float(np.mean(flick)),
+        "flicker_by_motion": {k: float(np.mean(v)) for k, v in by_motion.items()},
         "cuts": step.cuts,
         "ms_per_frame": 1000 * seconds / len(outs),
         "parts_ms": step.milliseconds_per_frame(),
@@ -166,6 +165,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{label:>14s}: dE {summary(de)} | flicker {summary(fl)} | flicker / {ref_label} {summary(ratio)} | "
               f"dE - {ref_label} {summary(dde)} | cuts {hits}/{true_cuts} found, {false} false | "
               + " ".join(f"{k} {v:.1f}" for k, v in parts.items()) + " ms/frame")
+        motions = sorted({m for r in rs for m in r["flicker_by_motion"]})
+        cells = []
+        for m in motions:
+            mine = [r["flicker_by_motion"][m] for r in rs if m in r["flicker_by_motion"]]
+            base = [b["flicker_by_motion"][m] for b in ref if m in b["flicker_by_motion"]]
+            cells.append(f"{m} {statistics.fmean(mine):.2f} ({statistics.fmean(mine) / statistics.fmean(base):.2f}x)")
+        print(f"{'':>14s}  flicker by camera move: " + ", ".join(cells))
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "floor": floor,
                                          "clips": [{"name": c.name, "motions": c.motions, "photos": c.photos,

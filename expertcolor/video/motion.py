@@ -114,7 +114,8 @@ def _translation() -> MotionEstimator:
 
     def estimate(prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
         h, w = cur.shape[-2:]
-        win = torch.hann_window(h, periodic=False)[:, None] * torch.hann_window(w, periodic=False)[None]
+        hann = lambda n: torch.hann_window(n, periodic=False, device=cur.device)  # noqa: E731
+        win = hann(h)[:, None] * hann(w)[None]
         a = torch.fft.rfft2((prev[0, 0] - prev.mean()) * win)
         b = torch.fft.rfft2((cur[0, 0] - cur.mean()) * win)
         cross = a * b.conj()
@@ -158,7 +159,7 @@ def _affine(levels: int = 4, iterations: int = 6, scale: float = 8.0, finest: in
                 params[2] *= w / pp[level + 1].shape[-1]
                 params[5] *= h / pp[level + 1].shape[-2]
             h_last, w_last = h, w
-            x, y = pixel_grid(h, w)
+            x, y = pixel_grid(h, w, cur.device)
             x, y = x - (w - 1) / 2, y - (h - 1) / 2
             r2 = ((w + h) / 4) ** 2  # squared typical distance from the centre
             for _ in range(iterations):
@@ -170,8 +171,8 @@ def _affine(levels: int = 4, iterations: int = 6, scale: float = 8.0, finest: in
                 gx, gy = gx[0, 0], gy[0, 0]
                 J = torch.stack([gx * x, gx * y, gx, gy * x, gy * y, gy]).flatten(1)  # (6, N)
                 Jw = J * wt
-                H = (Jw @ J.T).double()
-                g = (Jw @ r.flatten()).double()
+                H = (Jw @ J.T).double().cpu()  # 6 x 6: solved on the CPU whatever the device
+                g = (Jw @ r.flatten()).double().cpu()
                 # Ridge on the linear part (in flow at a typical radius): where only a few edges
                 # constrain the motion (a bar on a flat ground) the solution stays a translation.
                 ridge = 1e-2 * float(H[2, 2] + H[5, 5]) / 2 + 1e-9
@@ -183,7 +184,7 @@ def _affine(levels: int = 4, iterations: int = 6, scale: float = 8.0, finest: in
         h, w = cur.shape[-2:]
         params[2] *= w / w_last
         params[5] *= h / h_last
-        x, y = pixel_grid(h, w)
+        x, y = pixel_grid(h, w, cur.device)
         return _affine_flow(params, x - (w - 1) / 2, y - (h - 1) / 2)
 
     return estimate
