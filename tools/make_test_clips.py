@@ -274,15 +274,15 @@ def source_photos(data: Path, min_side: int = 400) -> list[Path]:
 
 def default_clips(
     data: Path, clips: int = 8, shots: int = 3, frames_per_shot: int = 16, size: tuple[int, int] = (384, 256),
-    seed: int = 0,
+    seed: int = 0, motions: Sequence[str] = MOTIONS,
 ) -> list[Clip]:
-    """The evaluation set: ``clips`` clips of ``shots`` shots, photos and camera moves drawn with ``seed``
-    (every move appears about equally often)."""
+    """The evaluation set: ``clips`` clips of ``shots`` shots, photos and camera moves (of ``motions``)
+    drawn with ``seed``, every move about equally often."""
     rng = np.random.default_rng(seed)
     photos = source_photos(data)
     subjects = subject_photos(data)
     order = rng.permutation(len(photos))
-    moves = [MOTIONS[i % len(MOTIONS)] for i in range(clips * shots)]
+    moves = [motions[i % len(motions)] for i in range(clips * shots)]
     rng.shuffle(moves)
     out = []
     for c in range(clips):

@@ -10,7 +10,8 @@ previous frame with the current one. Estimators are registered by name (:func:`c
 * ``"translation"``: one global shift by phase correlation (pans);
 * ``"affine"``: one global affine motion by coarse-to-fine Gauss-Newton (Lucas-Kanade) on the
   whole frame with robust weights (pans, zooms, small rotations; moving objects are outliers);
-* ``"flow"``: dense coarse-to-fine Lucas-Kanade flow (any motion, objects included).
+* ``"flow"``: dense coarse-to-fine Lucas-Kanade flow at half working resolution (any motion,
+  moving people and animals included); the default, chosen by measurement.
 """
 
 from __future__ import annotations
@@ -40,14 +41,33 @@ def list_motions() -> list[str]:
 
 
 def create_motion(name: str, **params: float) -> MotionEstimator:
-    """The motion estimator registered as ``name`` (see the module docstring), with its parameters.
+    """The motion estimator registered as ``name`` (see the module docstring), with its parameters;
+    ``name`` may also be a spec ``"name:key=value,key=value"`` (``"flow:finest=0"``).
 
     Raises:
-        ValueError: for an unknown name (the message lists the choices).
+        ValueError: for an unknown name or parameter, or a malformed spec.
     """
+    name, _, spec = name.partition(":")
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"bad motion parameter {item!r}; write name:key=value,key=value")
+        params[key.strip()] = _number(value.strip(), item)
     if name not in MOTIONS:
         raise ValueError(f"unknown motion estimator {name!r}; choose from {list_motions()}")
-    return MOTIONS.create(name, **params)
+    try:
+        return MOTIONS.create(name, **params)
+    except TypeError as e:
+        raise ValueError(f"bad parameters for motion estimator {name!r}: {e}") from None
+
+
+def _number(text: str, item: str) -> float:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise ValueError(f"bad motion parameter {item!r}: {text!r} is not a number")
 
 
 def pixel_grid(h: int, w: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,16 +217,18 @@ def _affine_flow(params: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torc
 
 @MOTIONS.register("flow")
 def _dense_flow(
-    levels: int = 4, iterations: int = 3, radius: int = 4, smooth: int = 4, damping: float = 0.1
+    levels: int = 4, iterations: int = 3, radius: int = 4, smooth: int = 4, damping: float = 0.1, finest: int = 1
 ) -> MotionEstimator:
     """Dense coarse-to-fine Lucas-Kanade: at each pixel the shift that best explains the L difference
     over a ``(2 radius + 1)^2`` window, refined ``iterations`` times per level and box-smoothed by
-    ``smooth`` pixels; textureless windows keep the coarser level's estimate (damped solve)."""
+    ``smooth`` pixels; textureless windows keep the coarser level's estimate (damped solve). Levels
+    finer than ``finest`` are skipped and the flow is upsampled to working resolution instead (at
+    half resolution it costs a third and carries as well; see ``tools/eval_video.py``)."""
 
     def estimate(prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
         pp, pc = _pyramid(prev, levels), _pyramid(cur, levels)
         flow = cur.new_zeros(1, 2, *pc[-1].shape[-2:])
-        for level in range(len(pp) - 1, -1, -1):
+        for level in range(len(pp) - 1, min(finest, len(pp) - 1) - 1, -1):
             p, c = pp[level], pc[level]
             if flow.shape[-2:] != c.shape[-2:]:
                 flow = _upsample_flow(flow, tuple(c.shape[-2:]))
@@ -223,6 +245,6 @@ def _dense_flow(
                 dv = -(sxx * syr - sxy * sxr) / det
                 flow = flow + torch.cat([du, dv], dim=1).clamp(-2.0, 2.0)
             flow = box_filter(flow, smooth)
-        return flow
+        return flow if flow.shape[-2:] == cur.shape[-2:] else _upsample_flow(flow, tuple(cur.shape[-2:]))
 
     return estimate
