@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_test_clips import Clip, default_clips, parse_size  # noqa: E402
+from make_test_clips import MOTIONS, Clip, default_clips, parse_size  # noqa: E402
 
 from expertcolor import ExpertColorizer  # noqa: E402
 from expertcolor import metrics as M  # noqa: E402
@@ -67,18 +67,12 @@ def lab_ab(rgb: np.ndarray) -> np.ndarray:
 def pair_flicker(ab: list[np.ndarray], clip: Clip) -> list[float]:
     """Mean ab change of every consecutive pair within a shot, aligned by the known motion."""
     h, w = ab[0].shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     out = []
     for t in range(1, len(ab)):
         if clip.shots[t] != clip.shots[t - 1]:
             continue
-        Mt, Mp = clip.transforms[t], clip.transforms[t - 1]
-        sx = Mt[0, 0] * xs + Mt[0, 1] * ys + Mt[0, 2]  # frame t pixel -> photo
-        sy = Mt[1, 0] * xs + Mt[1, 1] * ys + Mt[1, 2]
-        A = np.linalg.inv(Mp[:, :2])
-        qx = A[0, 0] * (sx - Mp[0, 2]) + A[0, 1] * (sy - Mp[1, 2])  # photo -> frame t-1 pixel
-        qy = A[1, 0] * (sx - Mp[0, 2]) + A[1, 1] * (sy - Mp[1, 2])
-        valid = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
+        q, valid = clip.backward_flow(t)
+        qx, qy = q[..., 0], q[..., 1]
         grid = torch.from_numpy(np.stack([2 * qx / (w - 1) - 1, 2 * qy / (h - 1) - 1], -1))[None].float()
         prev = torch.from_numpy(ab[t - 1]).permute(2, 0, 1)[None].float()
         warped = F.grid_sample(prev, grid, mode="bilinear", align_corners=True)[0].permute(1, 2, 0).numpy()
@@ -103,11 +97,19 @@ def evaluate_clip(colorizer: ExpertColorizer, clip: Clip, stabilize: bool | Temp
     t0 = time.perf_counter()
     outs = [step(g) for g in gray_input(clip.frames, grain, seed)]
     seconds = time.perf_counter() - t0
-    de = [float(M.ciede2000_map(o, f).mean()) for o, f in zip(outs, clip.frames)]
+    maps = [M.ciede2000_map(o, f) for o, f in zip(outs, clip.frames)]
+    de = [float(m.mean()) for m in maps]
+    subject = [float(m[a > 0.5].mean()) for m, a in zip(maps, clip.alpha) if (a > 0.5).any()]
     flick = pair_flicker([lab_ab(o) for o in outs], clip)
+    pairs = [t for t in range(1, len(outs)) if clip.shots[t] == clip.shots[t - 1]]
+    by_motion: dict[str, list[float]] = {}
+    for t, f in zip(pairs, flick):
+        by_motion.setdefault(clip.motions[clip.shots[t]], []).append(f)
     return {
         "ciede2000": float(np.mean(de)),
+        "ciede2000_subject": float(np.mean(subject)) if subject else None,
         "flicker": float(np.mean(flick)),
+        "flicker_by_motion": {k: float(np.mean(v)) for k, v in by_motion.items()},
         "cuts": step.cuts,
         "ms_per_frame": 1000 * seconds / len(outs),
         "parts_ms": step.milliseconds_per_frame(),
@@ -128,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--size", type=parse_size, default=(384, 256), help="WxH")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grain", type=float, default=0.0, help="film grain on the input, std in 8-bit levels")
+    p.add_argument("--motions", nargs="+", default=list(MOTIONS), choices=MOTIONS, help="camera moves to draw from")
     p.add_argument("--variants", nargs="+", default=["per-frame", "stabilized"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None, help="write every number here")
@@ -136,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     colorizer = ExpertColorizer.from_pretrained(args.model, device="cpu")
     variants = [parse_variant(v) for v in args.variants]
-    clips = default_clips(args.data, args.clips, args.shots, args.frames_per_shot, args.size, args.seed)
+    clips = default_clips(args.data, args.clips, args.shots, args.frames_per_shot, args.size, args.seed, args.motions)
     results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in variants}
     floor = []
     for i, clip in enumerate(clips):
@@ -166,6 +169,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{label:>14s}: dE {summary(de)} | flicker {summary(fl)} | flicker / {ref_label} {summary(ratio)} | "
               f"dE - {ref_label} {summary(dde)} | cuts {hits}/{true_cuts} found, {false} false | "
               + " ".join(f"{k} {v:.1f}" for k, v in parts.items()) + " ms/frame")
+        motions = sorted({m for r in rs for m in r["flicker_by_motion"]})
+        cells = []
+        for m in motions:
+            mine = [r["flicker_by_motion"][m] for r in rs if m in r["flicker_by_motion"]]
+            base = [b["flicker_by_motion"][m] for b in ref if m in b["flicker_by_motion"]]
+            cells.append(f"{m} {statistics.fmean(mine):.2f} ({statistics.fmean(mine) / statistics.fmean(base):.2f}x)")
+        print(f"{'':>14s}  flicker by camera move: " + ", ".join(cells))
+        subj = [(r["ciede2000_subject"], b["ciede2000_subject"]) for r, b in zip(rs, ref) if r["ciede2000_subject"]]
+        if subj:
+            print(f"{'':>14s}  dE on moving subjects {statistics.fmean(s for s, _ in subj):.3f} "
+                  f"({ref_label} {statistics.fmean(b for _, b in subj):.3f})")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "floor": floor,
                                          "clips": [{"name": c.name, "motions": c.motions, "photos": c.photos,

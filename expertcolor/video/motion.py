@@ -10,7 +10,8 @@ previous frame with the current one. Estimators are registered by name (:func:`c
 * ``"translation"``: one global shift by phase correlation (pans);
 * ``"affine"``: one global affine motion by coarse-to-fine Gauss-Newton (Lucas-Kanade) on the
   whole frame with robust weights (pans, zooms, small rotations; moving objects are outliers);
-* ``"flow"``: dense coarse-to-fine Lucas-Kanade flow (any motion, objects included).
+* ``"flow"``: dense coarse-to-fine Lucas-Kanade flow at half working resolution (any motion,
+  moving people and animals included); the default, chosen by measurement.
 """
 
 from __future__ import annotations
@@ -40,14 +41,33 @@ def list_motions() -> list[str]:
 
 
 def create_motion(name: str, **params: float) -> MotionEstimator:
-    """The motion estimator registered as ``name`` (see the module docstring), with its parameters.
+    """The motion estimator registered as ``name`` (see the module docstring), with its parameters;
+    ``name`` may also be a spec ``"name:key=value,key=value"`` (``"flow:finest=0"``).
 
     Raises:
-        ValueError: for an unknown name (the message lists the choices).
+        ValueError: for an unknown name or parameter, or a malformed spec.
     """
+    name, _, spec = name.partition(":")
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"bad motion parameter {item!r}; write name:key=value,key=value")
+        params[key.strip()] = _number(value.strip(), item)
     if name not in MOTIONS:
         raise ValueError(f"unknown motion estimator {name!r}; choose from {list_motions()}")
-    return MOTIONS.create(name, **params)
+    try:
+        return MOTIONS.create(name, **params)
+    except TypeError as e:
+        raise ValueError(f"bad parameters for motion estimator {name!r}: {e}") from None
+
+
+def _number(text: str, item: str) -> float:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise ValueError(f"bad motion parameter {item!r}: {text!r} is not a number")
 
 
 def pixel_grid(h: int, w: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +134,8 @@ def _translation() -> MotionEstimator:
 
     def estimate(prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
         h, w = cur.shape[-2:]
-        win = torch.hann_window(h, periodic=False)[:, None] * torch.hann_window(w, periodic=False)[None]
+        hann = lambda n: torch.hann_window(n, periodic=False, device=cur.device)  # noqa: E731
+        win = hann(h)[:, None] * hann(w)[None]
         a = torch.fft.rfft2((prev[0, 0] - prev.mean()) * win)
         b = torch.fft.rfft2((cur[0, 0] - cur.mean()) * win)
         cross = a * b.conj()
@@ -158,7 +179,7 @@ def _affine(levels: int = 4, iterations: int = 6, scale: float = 8.0, finest: in
                 params[2] *= w / pp[level + 1].shape[-1]
                 params[5] *= h / pp[level + 1].shape[-2]
             h_last, w_last = h, w
-            x, y = pixel_grid(h, w)
+            x, y = pixel_grid(h, w, cur.device)
             x, y = x - (w - 1) / 2, y - (h - 1) / 2
             r2 = ((w + h) / 4) ** 2  # squared typical distance from the centre
             for _ in range(iterations):
@@ -170,8 +191,8 @@ def _affine(levels: int = 4, iterations: int = 6, scale: float = 8.0, finest: in
                 gx, gy = gx[0, 0], gy[0, 0]
                 J = torch.stack([gx * x, gx * y, gx, gy * x, gy * y, gy]).flatten(1)  # (6, N)
                 Jw = J * wt
-                H = (Jw @ J.T).double()
-                g = (Jw @ r.flatten()).double()
+                H = (Jw @ J.T).double().cpu()  # 6 x 6: solved on the CPU whatever the device
+                g = (Jw @ r.flatten()).double().cpu()
                 # Ridge on the linear part (in flow at a typical radius): where only a few edges
                 # constrain the motion (a bar on a flat ground) the solution stays a translation.
                 ridge = 1e-2 * float(H[2, 2] + H[5, 5]) / 2 + 1e-9
@@ -183,7 +204,7 @@ def _affine(levels: int = 4, iterations: int = 6, scale: float = 8.0, finest: in
         h, w = cur.shape[-2:]
         params[2] *= w / w_last
         params[5] *= h / h_last
-        x, y = pixel_grid(h, w)
+        x, y = pixel_grid(h, w, cur.device)
         return _affine_flow(params, x - (w - 1) / 2, y - (h - 1) / 2)
 
     return estimate
@@ -196,16 +217,18 @@ def _affine_flow(params: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torc
 
 @MOTIONS.register("flow")
 def _dense_flow(
-    levels: int = 4, iterations: int = 3, radius: int = 4, smooth: int = 4, damping: float = 0.1
+    levels: int = 4, iterations: int = 3, radius: int = 4, smooth: int = 4, damping: float = 0.1, finest: int = 1
 ) -> MotionEstimator:
     """Dense coarse-to-fine Lucas-Kanade: at each pixel the shift that best explains the L difference
     over a ``(2 radius + 1)^2`` window, refined ``iterations`` times per level and box-smoothed by
-    ``smooth`` pixels; textureless windows keep the coarser level's estimate (damped solve)."""
+    ``smooth`` pixels; textureless windows keep the coarser level's estimate (damped solve). Levels
+    finer than ``finest`` are skipped and the flow is upsampled to working resolution instead (at
+    half resolution it costs a third and carries as well; see ``tools/eval_video.py``)."""
 
     def estimate(prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
         pp, pc = _pyramid(prev, levels), _pyramid(cur, levels)
         flow = cur.new_zeros(1, 2, *pc[-1].shape[-2:])
-        for level in range(len(pp) - 1, -1, -1):
+        for level in range(len(pp) - 1, min(finest, len(pp) - 1) - 1, -1):
             p, c = pp[level], pc[level]
             if flow.shape[-2:] != c.shape[-2:]:
                 flow = _upsample_flow(flow, tuple(c.shape[-2:]))
@@ -222,6 +245,6 @@ def _dense_flow(
                 dv = -(sxx * syr - sxy * sxr) / det
                 flow = flow + torch.cat([du, dv], dim=1).clamp(-2.0, 2.0)
             flow = box_filter(flow, smooth)
-        return flow
+        return flow if flow.shape[-2:] == cur.shape[-2:] else _upsample_flow(flow, tuple(cur.shape[-2:]))
 
     return estimate

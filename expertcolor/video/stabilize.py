@@ -31,8 +31,8 @@ class TemporalConfig:
     """How video frames share their maps.
 
     Attributes:
-        motion: the motion estimator (``"affine"``, ``"flow"``, ``"translation"`` or ``"none"``;
-            see :mod:`expertcolor.video.motion`).
+        motion: the motion estimator (``"flow"``, ``"affine"``, ``"translation"`` or ``"none"``, or a
+            spec such as ``"flow:finest=0"``; see :mod:`expertcolor.video.motion`).
         carry_probs: ``[0, 1)``, weight of the aligned previous class probabilities where the
             alignment is trusted (0: every frame routed on its own).
         carry_ab: ``[0, 1)``, the same for the merged chroma.
@@ -43,9 +43,9 @@ class TemporalConfig:
         min_overlap: a frame of which less than this fraction was seen in the previous one starts afresh.
     """
 
-    motion: str = "affine"
-    carry_probs: float = 0.7
-    carry_ab: float = 0.7
+    motion: str = "flow"
+    carry_probs: float = 0.8
+    carry_ab: float = 0.8
     sigma: float = 8.0
     cut_residual: float = 0.5
     cut_histogram: float = 0.05
