@@ -10,6 +10,10 @@ Usage::
     python examples/gallery.py                          # photos bundled with scikit-image
     python examples/gallery.py --images my_photos/ --out my_gallery/ --max-images 20
     python examples/gallery.py --model path/to/model_dir --working-size 384
+    python examples/gallery.py --videos clip.mp4 old_film.avi   # also videos (needs PyAV)
+
+A video gets a row of its own: the colorized clip (played in the page) and strips of evenly spaced
+frames of the input and of the result.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class Entry:
     panels: list[Panel] = field(default_factory=list)
     psnr: float | None = None
     ciede2000: float | None = None
+    video: Path | None = None  # the colorized clip, for video rows
 
 
 # -- inputs -------------------------------------------------------------------------------------------
@@ -151,6 +156,23 @@ def render_photo(colorizer: ExpertColorizer, name: str, rgb: np.ndarray, display
     return entry
 
 
+def render_video(colorizer: ExpertColorizer, src: Path, assets: Path, frames: int = 6) -> Entry:
+    """Colorize the video ``src`` into ``assets/`` and build its row: frame strips of the input and
+    of the result (``frames`` evenly spaced frames each)."""
+    from expertcolor.video import colorize_video, video_strip
+
+    assets.mkdir(parents=True, exist_ok=True)
+    dst = assets / f"video_{_slug(src.stem)}.mp4"
+    report = colorize_video(colorizer, src, dst, progress=False, overwrite=True)
+    entry = Entry(src.name, (report.width, report.height), video=dst)
+    cuts = f", cuts at frames {', '.join(map(str, report.cuts))}" if report.cuts else ""
+    timing = f"{report.frames} frames at {float(report.fps):.3g} fps"
+    entry.panels.append(Panel("input frames", video_strip(src, n=frames), timing))
+    entry.panels.append(Panel("colorized frames", video_strip(dst, n=frames),
+                              f"{report.frames_per_second:.1f} frames/s{cuts}"))
+    return entry
+
+
 # -- outputs ------------------------------------------------------------------------------------------
 def _slug(text: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
@@ -178,6 +200,7 @@ section { margin-bottom: 2em; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
 figure { margin: 0; max-width: 300px; }
 figure img { max-width: 300px; height: auto; display: block; border: 1px solid #ccc; }
+figure.wide, figure.wide img, figure video { max-width: 960px; }
 figcaption { font-size: 0.85em; } .title { font-weight: 600; } .caption { color: #555; }
 """
 
@@ -197,10 +220,15 @@ def write_html(entries: Sequence[Entry], out_dir: Path, title: str = "expertcolo
         if entry.psnr is not None:
             score = f" — PSNR {entry.psnr:.2f} dB, mean CIEDE2000 {entry.ciede2000:.2f}"
         parts.append(f"<section><h2>{html.escape(entry.name)}{html.escape(score)}</h2><div class=\"row\">")
+        if entry.video is not None:
+            src = "assets/" + quote(entry.video.name)
+            parts.append(f'<figure class="wide"><video src="{src}" controls loop muted></video>'
+                         '<figcaption><span class="title">colorized video</span></figcaption></figure>')
+        wide = ' class="wide"' if entry.video is not None else ""
         for panel, fname in zip(entry.panels, row):
             src = "assets/" + quote(fname)
             parts.append(
-                f'<figure><a href="{src}"><img src="{src}" alt="{html.escape(panel.title)}"></a>'
+                f'<figure{wide}><a href="{src}"><img src="{src}" alt="{html.escape(panel.title)}"></a>'
                 f'<figcaption><span class="title">{html.escape(panel.title)}</span><br>'
                 f'<span class="caption">{html.escape(panel.caption)}</span></figcaption></figure>'
             )
@@ -253,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="model directory (default: the embedded default weights)")
     p.add_argument("--out", type=Path, default=Path("gallery"), help="output folder (default: gallery/)")
     p.add_argument("--max-images", type=positive_int, help="only the first N photos")
+    p.add_argument("--videos", type=Path, nargs="+", default=[], metavar="FILE",
+                   help="video files to colorize too, each shown as a clip and frame strips (needs PyAV)")
     p.add_argument("--working-size", type=positive_int, help="long side at which the networks run")
     p.add_argument("--display-size", type=positive_int, default=512,
                    help="long side of the gallery images (default 512)")
@@ -277,7 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gallery: error: {e}", file=sys.stderr)
         return 2
     photos = photos[: args.max_images]
-    if not photos:
+    missing = [str(v) for v in args.videos if not v.is_file()]
+    if missing:
+        print(f"gallery: error: video not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if not photos and not args.videos:
         print(f"gallery: error: no images in {args.images}", file=sys.stderr)
         return 2
     start = time.perf_counter()
@@ -287,13 +321,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             entries.append(render_photo(colorizer, name, load_photo(source), args.display_size))
         except (ValueError, OSError) as e:
             tqdm.write(f"gallery: skipping {name}: {e}", file=sys.stderr)
+    for video in tqdm(args.videos, desc="videos", unit="clip", disable=None or not args.videos):
+        try:
+            entries.append(render_video(colorizer, video, args.out / "assets"))
+        except (ValueError, OSError, ImportError) as e:
+            tqdm.write(f"gallery: skipping {video}: {e}", file=sys.stderr)
     if not entries:
         print("gallery: error: no photo could be colorized", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     sheet = write_contact_sheet(entries, args.out / "contact_sheet.png")
     page = write_html(entries, args.out)
-    print(f"{len(entries)} photos in {time.perf_counter() - start:.1f} s: {page} and {sheet}")
+    print(f"{len(entries)} photos and videos in {time.perf_counter() - start:.1f} s: {page} and {sheet}")
     return 0
 
 

@@ -84,3 +84,35 @@ def test_the_visualisations_need_no_evaluation_code() -> None:
     code = "import sys, expertcolor.visualize; print(sorted(m for m in sys.modules if 'evaluat' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_gallery_shows_a_video(gallery, tiny_model_dir, tmp_path) -> None:
+    """--videos adds a row with the colorized clip (playable in the page) and two frame strips."""
+    av = pytest.importorskip("av")
+    clip, out = tmp_path / "old film.mp4", tmp_path / "gallery"
+    rng = np.random.default_rng(0)
+    with av.open(str(clip), "w") as f:
+        stream = f.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for t in range(10):
+            frame = np.repeat((rng.random((48, 64, 1)) * 60 + t * 15).astype(np.uint8), 3, axis=2)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                f.mux(packet)
+        for packet in stream.encode():
+            f.mux(packet)
+    args = ["--images", str(tmp_path / "none"), "--videos", str(clip), "--model", str(tiny_model_dir)]
+    assert gallery.main(args + ["--out", str(out)]) == 2  # the photo folder is missing: a clean error
+    (tmp_path / "none").mkdir()
+    assert gallery.main(args + ["--out", str(out)]) == 0  # videos alone are enough
+    parser = _Links()
+    parser.feed((out / "index.html").read_text(encoding="utf-8"))
+    videos = [link for link in parser.links if link.endswith(".mp4")]
+    assert videos, parser.links
+    for link in parser.links:
+        assert (out / unquote(link)).is_file(), link
+    with av.open(str(out / unquote(videos[0]))) as result:
+        assert result.streams.video[0].frames == 10
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "input frames" in html and "colorized frames" in html
+    assert gallery.main(["--videos", str(tmp_path / "missing.mp4"), "--model", str(tiny_model_dir),
+                         "--out", str(out)]) == 2
