@@ -7,6 +7,7 @@ in interleaved rounds, times one ``colorize`` call of:
 * ``routed_whole``: the same with every active expert run on the whole photo (``crop_margin=None``);
 * ``single``: the same pipeline with one expert (the same segmenter; every pixel routed to it);
 * ``networks``: the segmenter and that expert's forward passes alone, at the working size;
+* with ``--merge SPEC ...``: ``routed[SPEC]`` for each merge spec (``soft:min_share=0.02``);
 * with ``--onnx DIR`` (a model directory from ``expertcolor export-onnx``): ``routed_onnx`` and
   ``networks_onnx``, the same with onnxruntime running the networks.
 
@@ -14,6 +15,9 @@ Prints per-variant medians (over photos of the per-photo median over rounds) and
 speed issue targets, then photos/s of ``expertcolor colorize`` over the folder (``--cli``)::
 
     python benchmarks/bench_routing.py [--images DIR] [--rounds 3] [--threads 2] [--cli] [--onnx DIR]
+        [--merge SPEC ...]
+
+Also prints how many experts each routed variant runs per photo (mean).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from expertcolor import ExpertColorizer, RoutingTable
+from expertcolor import ExpertColorizer, RoutingTable, create_merge
 from expertcolor.colorizer import _resize
 from expertcolor.io import decode_inputs
 
@@ -51,6 +55,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cli", action="store_true", help="also time `expertcolor colorize` over the folder")
     p.add_argument("--onnx", type=Path, help="an exported model directory: also time the onnxruntime backend")
+    p.add_argument("--merge", nargs="+", default=[], metavar="SPEC", help="also time these merge strategies")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     load = (lambda **kw: ExpertColorizer.from_pretrained(args.model, **kw)) if args.model else (
@@ -75,6 +80,10 @@ def main() -> None:
 
     variants = {"routed": routed.colorize, "routed_whole": whole.colorize, "single": single.colorize,
                 "networks": networks}
+    routed_variants = {"routed": routed}
+    for spec in args.merge:
+        routed_variants[f"routed[{spec}]"] = load(merge=create_merge(spec))
+        variants[f"routed[{spec}]"] = routed_variants[f"routed[{spec}]"].colorize
     if args.onnx is not None:
         fast = ExpertColorizer.from_pretrained(args.onnx, backend="onnxruntime", device="cpu")
 
@@ -97,12 +106,17 @@ def main() -> None:
                 fn(rgb)
                 times[v][i].append(time.perf_counter() - t0)
     med = {v: statistics.median(statistics.median(t) for t in ts) for v, ts in times.items()}
+    runs = {v: statistics.mean(len(c.colorize(rgb, return_details=True).expert_ab) for rgb in photos)
+            for v, c in routed_variants.items()}
     print(f"{len(photos)} photos, {args.rounds} rounds, {args.threads} threads; medians per photo:")
     for v, t in med.items():
-        print(f"  {v:13s} {t * 1000:7.1f} ms")
+        print(f"  {v:13s} {t * 1000:7.1f} ms" + (f"  ({runs[v]:.2f} experts run)" if v in runs else ""))
     print(f"  routed / single      {med['routed'] / med['single']:.2f}  (target <= 1.25)")
     print(f"  routed / networks    {med['routed'] / med['networks']:.2f}  (target <= 2.0)")
     print(f"  routed_whole / routed {med['routed_whole'] / med['routed']:.2f}  (what the crops save)")
+    for spec in args.merge:
+        v = f"routed[{spec}]"
+        print(f"  {v} / single {med[v] / med['single']:.2f}, / networks {med[v] / med['networks']:.2f}")
     if args.onnx is not None:
         print(f"  routed_onnx / routed   {med['routed_onnx'] / med['routed']:.2f}  (onnxruntime against torch)")
         print(f"  networks_onnx / networks {med['networks_onnx'] / med['networks']:.2f}")

@@ -31,6 +31,7 @@ __all__ = [
     "weight_region",
     "upsample_ab",
     "normalize_weights",
+    "drop_minor_experts",
 ]
 
 
@@ -59,10 +60,10 @@ def normalize_weights(w: torch.Tensor, min_weight: float = 0.0) -> torch.Tensor:
     Pixels where everything was dropped fall back to the largest original weight.
     """
     w = w.clamp_min(0)
+    fallback = one_hot_argmax(w)  # before the drop: the pixel's largest weight, not expert 0
     if min_weight > 0:
         w = torch.where(w >= min_weight, w, torch.zeros_like(w))
     total = w.sum(dim=1, keepdim=True)
-    fallback = one_hot_argmax(w if min_weight <= 0 else w + 1e-12)
     return torch.where(total > 0, w / total.clamp_min(1e-12), fallback)
 
 
@@ -109,13 +110,50 @@ class HardMerge(MergeStrategy):
 
 @dataclass(frozen=True)
 class SoftMerge(MergeStrategy):
-    """Weights are the expert probabilities themselves (small ones dropped so idle experts skip)."""
+    """Weights are the expert probabilities themselves, small ones dropped so idle experts skip.
+
+    ``min_weight`` drops an expert at the pixels where its weight is small; ``min_share`` drops it
+    from the whole photo when its share of the photo (mean probability over the pixels) is below
+    that, so an expert is not run on the whole photo for a few stray pixels. Its probability goes to
+    the experts that remain, in proportion.
+    """
 
     name = "soft"
     min_weight: float = 0.05
+    min_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.min_share) < 1.0:
+            raise ValueError(f"soft merge: min_share must be in [0, 1), got {self.min_share}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form; ``min_share`` only when set, so model directories saved before it existed
+        re-save byte-identically."""
+        out = super().to_dict()
+        if not self.min_share:
+            out.pop("min_share")
+        return out
 
     def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
+        if self.min_share > 0:
+            probs = drop_minor_experts(probs, self.min_share)
         return normalize_weights(probs, self.min_weight)
+
+
+def drop_minor_experts(probs: torch.Tensor, min_share: float) -> torch.Tensor:
+    """Zero the experts whose share of the photo (mean over its pixels) is below ``min_share``.
+
+    Args:
+        probs: expert probabilities ``(B, E, h, w)``.
+        min_share: in ``[0, 1)``; each photo keeps at least its largest expert.
+
+    Returns:
+        Probabilities ``(B, E, h, w)`` with the minor experts' channels zero (not renormalised).
+    """
+    share = probs.mean(dim=(2, 3))  # (B, E)
+    keep = share >= min_share
+    keep |= F.one_hot(share.argmax(dim=1), probs.shape[1]).bool()
+    return probs * keep[:, :, None, None].to(probs.dtype)
 
 
 @dataclass(frozen=True)

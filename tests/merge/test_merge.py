@@ -223,3 +223,24 @@ def test_unknown_strategy_is_a_key_error_listing_the_choices():
     with pytest.raises(KeyError, match=r"unknown merge strategy 'median'; choose from \['context', 'feather'"):
         create_merge("median:width=3")
     assert MERGES.names() == list_merges() and MERGES.get("soft") is type(create_merge("soft"))
+
+
+def test_normalize_weights_falls_back_to_the_largest_weight_not_expert_0():
+    w = torch.tensor([0.0, 0.03, 0.04]).view(1, 3, 1, 1)  # every weight below min_weight
+    assert normalize_weights(w, min_weight=0.05).flatten().tolist() == [0.0, 0.0, 1.0]
+
+
+def test_soft_min_share_drops_experts_with_a_few_stray_pixels():
+    probs, guide = two_regions()
+    probs = torch.cat([probs[:, :2] * 0.9, torch.full_like(probs[:, :1], 0.1)], dim=1)
+    probs[:, :, :2, :2] = torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1)  # expert 2 leads 4 stray pixels
+    plain = create_merge("soft")(probs, guide)
+    assert bool((plain[:, 2] > 0).any())  # it would run on the whole photo for them
+    w = create_merge("soft", min_share=0.2)(probs, guide)
+    assert not bool((w[:, 2] > 0).any())
+    assert torch.allclose(w.sum(dim=1), torch.ones(1, *w.shape[-2:]))
+    assert torch.equal(w[:, :2, 5:, 5:] > 0, plain[:, :2, 5:, 5:] > 0)  # the others keep their pixels
+    # Each photo keeps its largest expert even when every share is below min_share.
+    assert torch.allclose(create_merge("soft", min_share=0.9)(probs, guide).sum(dim=1), torch.ones(1, 40, 60))
+    with pytest.raises(ValueError, match="min_share"):
+        create_merge("soft", min_share=1.5)
