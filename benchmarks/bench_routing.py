@@ -7,7 +7,7 @@ in interleaved rounds, times one ``colorize`` call of:
 * ``routed_whole``: the same with every active expert run on the whole photo (``crop_margin=None``);
 * ``single``: the same pipeline with one expert (the same segmenter; every pixel routed to it);
 * ``networks``: the segmenter and that expert's forward passes alone, at the working size;
-* with ``--merge SPEC ...``: ``routed[SPEC]`` for each merge spec (``soft:min_share=0.02``);
+* with ``--merge SPEC ...``: ``routed[SPEC]`` for each merge spec (``soft:min_share=0.03``);
 * with ``--onnx DIR`` (a model directory from ``expertcolor export-onnx``): ``routed_onnx`` and
   ``networks_onnx``, the same with onnxruntime running the networks.
 
@@ -56,6 +56,8 @@ def main() -> None:
     p.add_argument("--cli", action="store_true", help="also time `expertcolor colorize` over the folder")
     p.add_argument("--onnx", type=Path, help="an exported model directory: also time the onnxruntime backend")
     p.add_argument("--merge", nargs="+", default=[], metavar="SPEC", help="also time these merge strategies")
+    p.add_argument("--crop-margin", type=int, nargs="+", default=[], metavar="N",
+                   help="also time the model as loaded (or with the first --merge) at these crop margins")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     load = (lambda **kw: ExpertColorizer.from_pretrained(args.model, **kw)) if args.model else (
@@ -84,6 +86,11 @@ def main() -> None:
     for spec in args.merge:
         routed_variants[f"routed[{spec}]"] = load(merge=create_merge(spec))
         variants[f"routed[{spec}]"] = routed_variants[f"routed[{spec}]"].colorize
+    for margin in args.crop_margin:
+        merge = {"merge": create_merge(args.merge[0])} if args.merge else {}
+        name = f"routed[{args.merge[0] + ',' if args.merge else ''}margin={margin}]"
+        routed_variants[name] = load(crop_margin=margin, **merge)
+        variants[name] = routed_variants[name].colorize
     if args.onnx is not None:
         fast = ExpertColorizer.from_pretrained(args.onnx, backend="onnxruntime", device="cpu")
 
@@ -114,8 +121,9 @@ def main() -> None:
     print(f"  routed / single      {med['routed'] / med['single']:.2f}  (target <= 1.25)")
     print(f"  routed / networks    {med['routed'] / med['networks']:.2f}  (target <= 2.0)")
     print(f"  routed_whole / routed {med['routed_whole'] / med['routed']:.2f}  (what the crops save)")
-    for spec in args.merge:
-        v = f"routed[{spec}]"
+    for v in routed_variants:
+        if v == "routed":
+            continue
         print(f"  {v} / single {med[v] / med['single']:.2f}, / networks {med[v] / med['networks']:.2f}")
     if args.onnx is not None:
         print(f"  routed_onnx / routed   {med['routed_onnx'] / med['routed']:.2f}  (onnxruntime against torch)")

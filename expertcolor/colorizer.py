@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from . import modeldir
 from .color import lab_to_rgb_gamut
 from .experts import Expert, check_expert_name
-from .io import DecodedImage, ImageInput, decode_inputs, encode_output
+from .io import DecodedImage, ImageInput, decode_inputs, encode_output, to_uint8
 from .merge import MergeStrategy, blend, create_merge, upsample_ab, weight_region
 from .segmentation import DEFAULT_EXPERT, DEFAULT_ROUTES, RoutingTable, Segmenter
 
@@ -28,7 +28,7 @@ __all__ = ["ExpertColorizer", "ColorizationResult"]
 
 #: Full-resolution pixels finished at once (rows of about this many pixels per strip); 4 Mpx keeps
 #: a 24-Mpx photo's peak memory near its strip's, not the whole photo's.
-FINISH_STRIP_PIXELS = 1 << 22
+FINISH_STRIP_PIXELS = 1 << 20
 
 
 @dataclass
@@ -275,26 +275,37 @@ class ExpertColorizer:
                 small = torch.cat([_resize(L, shape) for L in fulls])
                 out = self.predict_ab(small)
                 for j, i in enumerate(chunk):
-                    rgb = self._full_resolution_rgb(out["ab"][j : j + 1] * saturation, small[j : j + 1], fulls[j])
+                    # 8-bit outputs are rounded strip by strip: no full-size float RGB for large photos
+                    u8 = images[i].kind in ("pil", "uint8")
+                    rgb = self._full_resolution_rgb(out["ab"][j : j + 1] * saturation, small[j : j + 1], fulls[j],
+                                                    dtype=torch.uint8 if u8 else torch.float32)
                     image = encode_output(rgb, images[i])
                     results[i] = self._details(image, small[j], out, j) if details else image
         return results
 
-    def _full_resolution_rgb(self, ab_small: torch.Tensor, L_small: torch.Tensor, L_full: torch.Tensor) -> torch.Tensor:
+    def _full_resolution_rgb(
+        self, ab_small: torch.Tensor, L_small: torch.Tensor, L_full: torch.Tensor, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
         """Upsample ab, join it with the photo's own L and convert to sRGB ``(1, 3, H, W)``.
 
         Large photos go in strips of rows: the full-resolution intermediates (ab, its guided model,
-        Lab, the gamut search) then never exist for the whole photo at once.
+        Lab, the gamut search) then never exist for the whole photo at once. With ``dtype=torch.uint8``
+        each strip is rounded to 8 bits as it is finished (a channels-last view of an ``(H, W, 3)``
+        buffer, as :func:`~expertcolor.io.encode_output` hands it on), else floats in ``[0, 1]``.
         """
         H, W = L_full.shape[-2:]
         step = max(1, FINISH_STRIP_PIXELS // W)
-        if step >= H:
+        if dtype == torch.uint8:
+            rgb = torch.empty((1, H, W, 3), dtype=torch.uint8, device=L_full.device).permute(0, 3, 1, 2)
+        elif step >= H:
             return lab_to_rgb_gamut(torch.cat([L_full, upsample_ab(ab_small, L_small, L_full, mode=self.upsample)], 1))
-        rgb = L_full.new_empty((1, 3, H, W))
+        else:
+            rgb = L_full.new_empty((1, 3, H, W))
         for r0 in range(0, H, step):
             r1 = min(H, r0 + step)
             ab = upsample_ab(ab_small, L_small, L_full, mode=self.upsample, rows=(r0, r1))
-            rgb[..., r0:r1, :] = lab_to_rgb_gamut(torch.cat([L_full[..., r0:r1, :], ab], 1))
+            strip = lab_to_rgb_gamut(torch.cat([L_full[..., r0:r1, :], ab], 1))
+            rgb[..., r0:r1, :] = to_uint8(strip) if dtype == torch.uint8 else strip
         return rgb
 
     def predict_ab(self, L_small: torch.Tensor, probs: torch.Tensor | None = None) -> dict[str, Any]:

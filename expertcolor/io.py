@@ -254,6 +254,21 @@ def _chw_to_L(rgb: torch.Tensor) -> torch.Tensor:
     return L
 
 
+def _u8_to_L(u8: torch.Tensor) -> torch.Tensor:
+    """8-bit gray ``(H, W)`` or RGB ``(H, W, 3)`` -> L ``(1, 1, H, W)``, converted to float in strips
+    of rows (the same values as :func:`_rgb_to_L` of the photo divided by 255)."""
+    H, W = u8.shape[:2]
+    if H == 0 or W == 0:
+        raise ValueError(f"image is empty: size {W}x{H}")
+    L = torch.empty((1, 1, H, W), dtype=torch.float32)
+    step = max(1, _STRIP_PIXELS // W)
+    for r0 in range(0, H, step):
+        strip = u8[r0 : r0 + step].float() / 255.0
+        strip = strip.expand(3, -1, -1) if u8.dim() == 2 else strip.permute(2, 0, 1)
+        L[0, :, r0 : r0 + step] = rgb_to_l(strip).float()
+    return L
+
+
 def _decode_tensor(t: torch.Tensor) -> list[DecodedImage]:
     if t.dim() != 4 or t.shape[1] not in (1, 3):
         raise ValueError(f"tensor input must have shape (B, 1, H, W) or (B, 3, H, W), got {tuple(t.shape)}")
@@ -298,6 +313,8 @@ def decode_inputs(image: ImageInput) -> list[DecodedImage]:
     if isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
             raise ValueError(f"image is empty: size {image.width}x{image.height}")
+        if image.mode in ("L", "RGB"):  # the common modes: no full-size float copy of the photo
+            return [DecodedImage(_u8_to_L(torch.from_numpy(np.array(image))), None, "pil")]
         rgb, alpha = _pil_to_float(image)
         return [DecodedImage(_rgb_to_L(rgb), alpha, "pil")]
     if isinstance(image, np.ndarray):
@@ -310,8 +327,14 @@ def decode_inputs(image: ImageInput) -> list[DecodedImage]:
     )
 
 
+def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in ``[0, 1]`` (any shape) -> uint8, rounded to nearest."""
+    return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
 def encode_output(rgb: torch.Tensor, decoded: DecodedImage) -> Any:
-    """Turn an RGB result ``(1, 3, H, W)`` in ``[0, 1]`` into the caller's type.
+    """Turn an RGB result ``(1, 3, H, W)`` (float in ``[0, 1]``, or uint8 for 8-bit outputs) into the
+    caller's type.
 
     Returns:
         ``PIL.Image`` (RGB, or RGBA when the input had alpha) for paths and PIL images; ndarray
@@ -324,8 +347,15 @@ def encode_output(rgb: torch.Tensor, decoded: DecodedImage) -> Any:
         if decoded.alpha is not None:
             arr = np.concatenate([arr, decoded.alpha[..., None]], axis=2)
         return arr.astype(np.float32)
-    # Round in torch, then convert: one float temporary instead of three for a large photo.
-    u8 = (rgb[0] * 255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
+    if rgb.dtype == torch.uint8:  # rounded already (the colorizer's large-photo path)
+        u8 = rgb[0].permute(1, 2, 0).cpu().contiguous().numpy()
+    else:  # round in strips of rows straight into the (H, W, 3) buffer: strip-sized float temporaries
+        H, W = rgb.shape[-2:]
+        u8 = np.empty((H, W, 3), dtype=np.uint8)
+        out = torch.from_numpy(u8)
+        step = max(1, _STRIP_PIXELS // max(W, 1))
+        for r0 in range(0, H, step):
+            out[r0 : r0 + step] = to_uint8(rgb[0, :, r0 : r0 + step].cpu()).permute(1, 2, 0)
     if decoded.alpha is not None:
         a8 = np.clip(np.rint(decoded.alpha * 255.0), 0, 255).astype(np.uint8)
         u8 = np.concatenate([u8, a8[..., None]], axis=2)

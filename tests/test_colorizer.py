@@ -168,6 +168,27 @@ def test_large_photos_are_decoded_and_finished_in_strips_with_the_same_result(ti
     assert np.abs(lab_of(tiny_colorizer.colorize(img))[..., 0] - lab_of(img)[..., 0]).max() <= 1.0  # L kept
 
 
+def test_8_bit_outputs_are_rounded_strip_by_strip_as_the_float_result_would_be(tiny_colorizer, monkeypatch):
+    """uint8 and PIL outputs (and 8-bit gray and RGB PIL inputs, decoded without a float copy) give
+    exactly the rounded float result, whole or in strips."""
+    import expertcolor.colorizer as colorizer_module
+    import expertcolor.io as io_module
+
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 255, (301, 517, 3), dtype=np.uint8)
+    for photo in (img, img[..., 1]):
+        exact = np.rint(np.clip(tiny_colorizer.colorize(photo / 255.0), 0, 1) * 255).astype(np.uint8)
+        for strip in (None, 10_000):
+            if strip:
+                monkeypatch.setattr(io_module, "_STRIP_PIXELS", strip)
+                monkeypatch.setattr(colorizer_module, "FINISH_STRIP_PIXELS", strip)
+            out = tiny_colorizer.colorize(photo)
+            assert out.dtype == np.uint8 and out.shape == (301, 517, 3) and np.abs(out.astype(int) - exact).max() <= 1
+            pil = np.asarray(tiny_colorizer.colorize(Image.fromarray(photo))).astype(int)
+            assert np.abs(pil - exact).max() <= 1  # (gray arrays take another route to L: float rounding)
+        monkeypatch.undo()
+
+
 def test_details(tiny_colorizer, rgb_image):
     r = tiny_colorizer.colorize(rgb_image, return_details=True)
     h, w = rgb_image.shape[:2]

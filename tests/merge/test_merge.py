@@ -232,15 +232,20 @@ def test_normalize_weights_falls_back_to_the_largest_weight_not_expert_0():
 
 def test_soft_min_share_drops_experts_with_a_few_stray_pixels():
     probs, guide = two_regions()
-    probs = torch.cat([probs[:, :2] * 0.9, torch.full_like(probs[:, :1], 0.1)], dim=1)
+    # two_regions leaves expert 2 nothing
     probs[:, :, :2, :2] = torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1)  # expert 2 leads 4 stray pixels
-    plain = create_merge("soft")(probs, guide)
+    plain = create_merge("soft", min_share=0)(probs, guide)
     assert bool((plain[:, 2] > 0).any())  # it would run on the whole photo for them
-    w = create_merge("soft", min_share=0.2)(probs, guide)
+    small = probs.clone()
+    small[:, :, 10:20, 40:50] = torch.tensor([0.05, 0.05, 0.9]).view(1, 3, 1, 1)  # a real subject: 100 pixels
+    w = create_merge("soft", min_share=0.01)(probs, guide)
     assert not bool((w[:, 2] > 0).any())
     assert torch.allclose(w.sum(dim=1), torch.ones(1, *w.shape[-2:]))
     assert torch.equal(w[:, :2, 5:, 5:] > 0, plain[:, :2, 5:, 5:] > 0)  # the others keep their pixels
+    # A subject of 100 of 2400 pixels (a 4% share) keeps its expert.
+    assert bool((create_merge("soft", min_share=0.01)(small, guide)[:, 2, 10:20, 40:50] > 0.8).all())
     # Each photo keeps its largest expert even when every share is below min_share.
     assert torch.allclose(create_merge("soft", min_share=0.9)(probs, guide).sum(dim=1), torch.ones(1, 40, 60))
+    assert create_merge("soft").to_dict() == {"name": "soft", "min_weight": 0.05, "min_share": 0.01}
     with pytest.raises(ValueError, match="min_share"):
         create_merge("soft", min_share=1.5)
