@@ -54,11 +54,13 @@ def pick_prior_correction(rows: list[dict], temperature: float, min_cf_ratio: fl
 def get_args_parser() -> argparse.ArgumentParser:
     """Arguments of the decoding grid (``tools/tune_decoding.py``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--n", type=int, default=100)
-    p.add_argument("--temperatures", type=float, nargs="+", default=[0.5])
-    p.add_argument("--prior-corrections", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    p.add_argument("--model", required=True, help="model directory whose experts are decoded")
+    p.add_argument("--data", required=True, help="the shared data folder (each domain's validation photos)")
+    p.add_argument("--n", type=int, default=100, help="validation photos per expert (default 100)")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[0.5], metavar="T",
+                   help="annealed-mean temperatures to try (default 0.5)")
+    p.add_argument("--prior-corrections", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0], metavar="A",
+                   help="prior corrections to try, 0 vivid as trained ... 1 calibrated (default 0 0.25 0.5 0.75 1)")
     p.add_argument("--min-cf-ratio", type=float, default=0.5, help="colourfulness floor of the selection rule")
     return p
 
