@@ -18,6 +18,7 @@
 #   generalist arm have seen the same images in total (g_union + 3 x the expert budget).
 #   C  places_c     the places expert branched like the others (places, scenes, ImageNet scenes)
 #      g_arm4       g_arm continued by one more branch budget: the arm for g_union + 4 branches
+#   D  places_d, g_d  the shipped places expert and generalist continued on the shipped union + SUN
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
@@ -93,6 +94,17 @@ stage g_arm4 expertcolor train-expert --name generalist --init-from "$R/g_arm/ex
     --epochs "$B_EPOCHS" --dataset "${union_kinds[@]}" --root "${union_roots[@]}" \
     --root-weight "${union_weights[@]}"
 
+# D (2026-12-02, third session): the enlarged union drifted away from scenes with people (stage B
+# lost to the shipped model on held-out people-in-scenes and ImageNet photos, and on mixed/). D keeps
+# the shipped lineage and its union, and adds only the SUN scenes: the shipped places expert and the
+# shipped generalist each continue on the shipped union + SUN for the same budget (2 epochs).
+SHIPPED=expertcolor/pretrained
+old_union=(--dataset folder folder cub folder folder folder folder --root "$D/faces" "$S/extra/people/images" "$D/birds"
+           "$D/animals" "$D/places" "$S/extra/imagenet/images" "$M/scenes")
+stage places_d expertcolor train-expert --name places "${old_union[@]}" --root-weight 0.3 1 1 1 1 1 1 --epochs 2 \
+    --init-from "$SHIPPED/default/experts/places" --lr 3e-4
+stage g_d expertcolor train-expert --name generalist "${old_union[@]}" --epochs 2 --init-from "$SHIPPED/generalist" --lr 3e-4
+
 # Evaluation of B, each step skipped when its output exists. The routed model: the three experts
 # and g_union as the background (places) expert, with the shipped segmenter; both arms decoded as
 # the shipped defaults are (temperature 0.5, prior correction 0.5).
@@ -126,4 +138,23 @@ as_expert "$R/g_arm4/expert" generalist "$R/c_generalist"
     --data "$D" --n 400 --out "$R/c_eval/in_domain"
 [ -d "$R/c_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
     --model "$R/c_model" --generalist "$R/c_generalist" --out "$R/c_eval/mixed_soft"
+# Evaluation of D: the shipped faces, birds and animals experts with places_d, against g_d; on the
+# held-out scene photos (the SUN, people and ImageNet validation splits, linked into RUNS/val_scenes)
+# and on mixed/.
+as_expert "$R/places_d/expert" places "$R/d_places"
+as_expert "$R/g_d/expert" generalist "$R/d_generalist"
+[ -d "$R/d_model" ] || expertcolor assemble --segmenter "$SEG" --expert "$SHIPPED"/default/experts/{faces,birds,animals} \
+    "$R/d_places" --out "$R/d_model" --fp16 --temperature 0.5 --prior-correction 0.5
+[ -d "$R/val_scenes" ] || python -c "import os, sys
+from pathlib import Path
+from expertcolor.datasets.folder import ImageFolder
+for name, root in zip(('sun', 'people', 'imagenet'), sys.argv[2:]):
+    out = Path(sys.argv[1], name); out.mkdir(parents=True, exist_ok=True)
+    for s in ImageFolder(root, 'val', None, 0.1, 0).samples:
+        os.symlink(Path(s.path).resolve(), out / Path(s.path).name)" "$R/val_scenes" "$M/scenes" "$S/extra/people/images" \
+    "$S/extra/imagenet/images"
+[ -d "$R/d_eval/val_scenes" ] || expertcolor evaluate --images "$R/val_scenes" --model "$R/d_model" \
+    --generalist "$R/d_generalist" --compare generalist,expert:places --out "$R/d_eval/val_scenes"
+[ -d "$R/d_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
+    --model "$R/d_model" --generalist "$R/d_generalist" --compare generalist,expert:places,gray --out "$R/d_eval/mixed_soft"
 echo "== chain done $(date -u +%H:%M:%S); results in $R/b_eval and $R/c_eval (record them in docs/experiments.md)"
