@@ -35,7 +35,7 @@ from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES, RoutingTable
 from .checkpoint import CHECKPOINT_NAME
 from .command import TrainingRun, run_module, run_training
 from .distributed import DistInfo, reduce_dict, shard_indices
-from .losses import SoftEncodedCELoss, create_loss, estimate_bin_prior, list_losses, pool_target
+from .losses import DistillationLoss, SoftEncodedCELoss, create_loss, estimate_bin_prior, list_losses, pool_target
 from .metrics import color_metrics
 from .options import add_common_args, collect_names, command_line, resolved_args
 from .sampling import cap_dataset
@@ -65,6 +65,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="training images used to estimate the ab bin prior")
     g.add_argument("--temperature", type=positive_float, default=None,
                    help="annealed-mean temperature stored in the expert")
+    g.add_argument("--distill-from", type=str, default=None, metavar="DIR",
+                   help="an expert directory (e.g. the generalist this expert branches from) whose 225-bin "
+                        "distribution the expert is pulled toward while it specialises (same ab bins)")
+    g.add_argument("--distill-weight", type=nonnegative_float, default=0.5,
+                   help="with --distill-from: weight of KL(teacher || expert) next to the loss (default 0.5)")
     g.add_argument("--init-from", type=str, default=None, metavar="DIR",
                    help="fine-tune: start from a trained expert directory (e.g. a places expert); its arch, head "
                         "and ab bins replace --arch/--head, --init-encoder is ignored")
@@ -194,6 +199,46 @@ class RawExpert(nn.Module):
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         return self.expert.raw(normalize_l(L))
+
+
+class DistilledExpert(RawExpert):
+    """:class:`RawExpert` whose training output also carries a frozen teacher's logits (the channels
+    after the expert's), for :class:`~expertcolor.train.losses.DistillationLoss`; in eval mode the
+    expert's alone.
+
+    The teacher is not a submodule: checkpoints and the saved expert hold the student only.
+    """
+
+    def __init__(self, expert: Expert, teacher: Expert) -> None:
+        super().__init__(expert)
+        object.__setattr__(self, "teacher", teacher.eval().requires_grad_(False))
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        out = super().forward(L)
+        if not self.training:
+            return out
+        teacher = self.teacher.to(L.device)
+        with torch.no_grad():
+            target = teacher.raw(normalize_l(L))
+        if target.shape != out.shape:
+            raise ValueError(f"--distill-from: the teacher's output {tuple(target.shape)} does not match the "
+                             f"expert's {tuple(out.shape)}; distil from an expert with the same head and ab bins")
+        return torch.cat([out, target.to(out.dtype)], dim=1)
+
+
+def _load_teacher(args: argparse.Namespace, expert: Expert) -> Expert:
+    """The ``--distill-from`` expert, checked against the one being trained."""
+    directory = Path(args.distill_from)
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"--distill-from {directory}: not an expert directory (no config.json)")
+    teacher = Expert.from_pretrained(directory).float()
+    if args.head != "classification" or teacher.config.head != "classification":
+        raise ValueError("--distill-from needs classification heads (225 ab bins) on both experts")
+    same = teacher.bin_centers.shape == expert.bin_centers.shape
+    if not same or not torch.allclose(teacher.bin_centers, expert.bin_centers):
+        raise ValueError(f"--distill-from {directory}: its ab bins differ from this expert's; distil from an "
+                         "expert of the same family (e.g. the generalist it was branched from)")
+    return teacher
 
 
 def _shrink_head(expert: Expert, scale: float = 0.03) -> None:
@@ -353,11 +398,16 @@ def build(args: argparse.Namespace, dist: DistInfo) -> TrainingRun:
             _shrink_head(expert)
     resuming = bool(args.resume and (Path(args.out) / CHECKPOINT_NAME).is_file())
     criterion = build_criterion(args, expert, train_set, estimate_prior=not resuming)
+    model = RawExpert(expert)
+    if args.distill_from:
+        model = DistilledExpert(expert, _load_teacher(args, expert))
+        criterion = DistillationLoss(criterion, expert.bin_centers.shape[0], args.distill_weight)
+    base_criterion = getattr(criterion, "base", criterion)
 
     def save(result: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
         final = result["history"][-1] if result["history"] else {}
-        if isinstance(criterion, SoftEncodedCELoss):  # lets decoding undo the rebalancing
-            expert.set_rebalance_weights(criterion.weights)
+        if isinstance(base_criterion, SoftEncodedCELoss):  # lets decoding undo the rebalancing
+            expert.set_rebalance_weights(base_criterion.weights)
         expert.with_provenance(
             dataset=list(args.dataset),
             root=[str(r) for r in args.root],
@@ -381,7 +431,7 @@ def build(args: argparse.Namespace, dist: DistInfo) -> TrainingRun:
         return {"expert_dir": str(out_dir)}
 
     return TrainingRun(
-        model=RawExpert(expert), criterion=criterion, train_set=train_set,
+        model=model, criterion=criterion, train_set=train_set,
         evaluate=make_evaluator(args, val_set, dist), save=save, sample_weights=draw_weights,
         description=f"train-expert {args.name}: {len(train_set)} train / {len(val_set)} val images, loss {args.loss}",
     )

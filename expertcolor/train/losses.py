@@ -37,6 +37,7 @@ __all__ = [
     "list_losses",
     "loss_head",
     "SoftEncodedCELoss",
+    "DistillationLoss",
     "RegressionLoss",
     "SegLoss",
     "pool_target",
@@ -326,3 +327,33 @@ def _smooth_l1(beta: float = 0.05) -> RegressionLoss:
 def _seg_ce(weight: torch.Tensor | None = None) -> SegLoss:
     """The segmenter's cross-entropy (255 ignored, optional class weights)."""
     return SegLoss(weight)
+
+
+class DistillationLoss(nn.Module):
+    """A loss plus a pull toward a teacher's bin distribution, so an expert that specialises keeps
+    what its generalist start knew about colours it sees rarely now.
+
+    Args:
+        base: the loss on the targets (e.g. :class:`SoftEncodedCELoss`).
+        bins: the student's number of bins ``Q``.
+        weight: weight of ``KL(teacher || student)``, averaged over pixels.
+
+    Forward:
+        logits ``(B, 2Q, h, w)``: the student's ``Q`` channels, then the teacher's (as
+        :class:`~expertcolor.train.expert.DistilledExpert` gives them in training), and the target
+        -> scalar loss.
+    """
+
+    def __init__(self, base: nn.Module, bins: int, weight: float) -> None:
+        super().__init__()
+        self.base, self.bins, self.weight = base, int(bins), float(weight)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.shape[1] != 2 * self.bins:
+            raise ValueError(f"distillation expects {2 * self.bins} channels (expert + teacher), got {logits.shape[1]}")
+        student, teacher = logits[:, : self.bins], logits[:, self.bins :]
+        log_s = F.log_softmax(student.float(), dim=1)
+        log_t = F.log_softmax(teacher.float(), dim=1)
+        kl = (log_t.exp() * (log_t - log_s)).sum(dim=1).mean()
+        return self.base(student, target) + self.weight * kl
+

@@ -167,3 +167,19 @@ def test_colorfulness_and_iou() -> None:
     assert float(iou[0]) == 1.0 and float(iou[15]) == 1.0 and float(iou[3]) == 0.0
     g = group_confusion(conf)
     assert g.shape == (4, 4) and int(g[2, 3]) == 1  # bird predicted as animal
+
+
+def test_distillation_adds_the_kl_to_the_teacher_and_is_zero_when_they_agree() -> None:
+    from expertcolor.train.losses import DistillationLoss
+
+    torch.manual_seed(0)
+    base = SoftEncodedCELoss(CENTERS)
+    q = base.centers_ab.shape[0]
+    student, target = torch.randn(2, q, 4, 4), torch.randn(2, 2, 16, 16) * 20
+    loss = DistillationLoss(base, q, weight=0.5)
+    same = loss(torch.cat([student, student], 1), target)
+    assert torch.allclose(same, base(student, target))  # KL of a distribution to itself is 0
+    other = loss(torch.cat([student, torch.randn_like(student)], 1), target)
+    assert other > same
+    with pytest.raises(ValueError, match="channels"):
+        loss(student, target)

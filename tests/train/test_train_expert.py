@@ -205,6 +205,26 @@ def test_init_from_fine_tunes_another_expert(tiny_folder: Path, tmp_path: Path) 
         _run(_args(tiny_folder, tmp_path / "y", "--init-from", str(model)))
 
 
+def test_distill_from_pulls_toward_the_teacher_and_saves_the_student_only(tiny_folder: Path, tmp_path: Path) -> None:
+    from expertcolor.experts import create_expert
+
+    torch.manual_seed(1)
+    teacher = create_expert("fpn_mobilenet_v2", name="generalist", resolution=32)
+    teacher.save_pretrained(tmp_path / "teacher")
+    out = tmp_path / "birds"
+    result = _run(_args(tiny_folder, out, "--name", "birds", "--epochs", "1", "--init-from", str(tmp_path / "teacher"),
+                        "--distill-from", str(tmp_path / "teacher"), "--distill-weight", "1"))
+    assert result["global_step"] > 0
+    student = Expert.from_pretrained(out / "expert")
+    assert set(student.state_dict()) == set(teacher.state_dict())  # no teacher weights inside
+    assert set(load_checkpoint(out / "checkpoint.pt")["model"]) == set(train_expert.RawExpert(teacher).state_dict())
+    assert json.loads((out / "args.json").read_text())["distill_from"] == str(tmp_path / "teacher")
+    # A teacher with another head is refused before training.
+    create_expert("fpn_mobilenet_v2", name="g", resolution=32, head="regression").save_pretrained(tmp_path / "reg")
+    with pytest.raises(ValueError, match="--distill-from"):
+        _run(_args(tiny_folder, tmp_path / "x", "--distill-from", str(tmp_path / "reg")))
+
+
 def test_lineage_budget_adds_up_across_fine_tuning(tiny_folder: Path, tmp_path: Path) -> None:
     from expertcolor.experts import create_expert
     from expertcolor.modeling import sha256_file
