@@ -332,7 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     sheet = write_contact_sheet(entries, args.out / "contact_sheet.png")
     page = write_html(entries, args.out)
-    print(f"{len(entries)} photos and videos in {time.perf_counter() - start:.1f} s: {page} and {sheet}")
+    n_videos = sum(e.video is not None for e in entries)
+    what = f"{len(entries) - n_videos} photos" + (f" and {n_videos} videos" if n_videos else "")
+    print(f"{what} in {time.perf_counter() - start:.1f} s: {page} and {sheet}")
     return 0
 
 
