@@ -19,6 +19,8 @@
 #   C  places_c     the places expert branched like the others (places, scenes, ImageNet scenes)
 #      g_arm4       g_arm continued by one more branch budget: the arm for g_union + 4 branches
 #   D  places_d, g_d  the shipped places expert and generalist continued on the shipped union + SUN
+#   E  birds_e0, birds_e  birds branched from the shipped generalist on the 4x bird data, without and
+#                   with distillation toward it (--distill-from); next to run
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
@@ -105,6 +107,17 @@ stage places_d expertcolor train-expert --name places "${old_union[@]}" --root-w
     --init-from "$SHIPPED/default/experts/places" --lr 3e-4
 stage g_d expertcolor train-expert --name generalist "${old_union[@]}" --epochs 2 --init-from "$SHIPPED/generalist" --lr 3e-4
 
+# E (planned 2026-12-02 for the next session): does distillation keep a branch's general colours?
+# The birds expert branched from the shipped generalist on the 4x bird data (the pilot) with
+# the shipped union replayed at 0.1, with and without a KL pull toward the shipped generalist. Compare
+# on the CUB test photos, the held-out scenes and mixed/, each in the shipped model's birds slot.
+bird_union=(--dataset folder folder cub folder folder folder folder folder --root "$D/faces" "$S/extra/people/images"
+            "$D/birds" "$M/birds_cub" "$M/birds525" "$D/animals" "$D/places" "$S/extra/imagenet/images")
+bird_e=(--name birds "${bird_union[@]}" --root-weight 0.1 0.1 1 1 1 0.1 0.1 0.1 --epochs 2
+        --init-from "$SHIPPED/generalist" --lr 3e-4)
+stage birds_e0 expertcolor train-expert "${bird_e[@]}"
+stage birds_e  expertcolor train-expert "${bird_e[@]}" --distill-from "$SHIPPED/generalist" --distill-weight 0.5
+
 # Evaluation of B, each step skipped when its output exists. The routed model: the three experts
 # and g_union as the background (places) expert, with the shipped segmenter; both arms decoded as
 # the shipped defaults are (temperature 0.5, prior correction 0.5).
@@ -157,4 +170,15 @@ for name, root in zip(('sun', 'people', 'imagenet'), sys.argv[2:]):
     --generalist "$R/d_generalist" --compare generalist,expert:places --out "$R/d_eval/val_scenes"
 [ -d "$R/d_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
     --model "$R/d_model" --generalist "$R/d_generalist" --compare generalist,expert:places,gray --out "$R/d_eval/mixed_soft"
+# Evaluation of E.
+for v in e0 e; do
+  [ -d "$R/${v}_model" ] || expertcolor assemble --segmenter "$SEG" --expert "$SHIPPED"/default/experts/{faces,animals,places} \
+      "$R/birds_$v/expert" --out "$R/${v}_model" --fp16 --temperature 0.5 --prior-correction 0.5
+  [ -d "$R/${v}_eval/in_domain" ] || python tools/in_domain.py --model "$R/${v}_model" --data "$D" --n 400 \
+      --experts birds --out "$R/${v}_eval/in_domain"
+  [ -d "$R/${v}_eval/val_scenes" ] || expertcolor evaluate --images "$R/val_scenes" --model "$R/${v}_model" \
+      --compare expert:birds --out "$R/${v}_eval/val_scenes"
+  [ -d "$R/${v}_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
+      --model "$R/${v}_model" --compare expert:birds --out "$R/${v}_eval/mixed_soft"
+done
 echo "== chain done $(date -u +%H:%M:%S); results in $R/b_eval and $R/c_eval (record them in docs/experiments.md)"
