@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from . import modeldir
 from .color import lab_to_rgb_gamut
 from .experts import Expert, check_expert_name
-from .io import DecodedImage, ImageInput, decode_inputs, encode_output, to_uint8
+from .io import DecodedImage, ImageInput, decode_inputs, encode_output, output_dtype, to_uint8
 from .merge import MergeStrategy, blend, create_merge, upsample_ab, weight_region
 from .segmentation import DEFAULT_EXPERT, DEFAULT_ROUTES, RoutingTable, Segmenter
 
@@ -275,10 +275,8 @@ class ExpertColorizer:
                 small = torch.cat([_resize(L, shape) for L in fulls])
                 out = self.predict_ab(small)
                 for j, i in enumerate(chunk):
-                    # 8-bit outputs are rounded strip by strip: no full-size float RGB for large photos
-                    u8 = images[i].kind in ("pil", "uint8")
                     rgb = self._full_resolution_rgb(out["ab"][j : j + 1] * saturation, small[j : j + 1], fulls[j],
-                                                    dtype=torch.uint8 if u8 else torch.float32)
+                                                    dtype=output_dtype(images[i]))
                     image = encode_output(rgb, images[i])
                     results[i] = self._details(image, small[j], out, j) if details else image
         return results

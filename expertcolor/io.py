@@ -25,7 +25,8 @@ from .color import rgb_to_l
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ImageInput", "DecodedImage", "open_image", "decode_inputs", "encode_output", "set_max_pixels", "get_max_pixels",
+    "ImageInput", "DecodedImage", "open_image", "decode_inputs", "encode_output", "output_dtype", "to_uint8",
+    "set_max_pixels", "get_max_pixels",
 ]
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
@@ -244,27 +245,15 @@ def _rgb_to_L(rgb: np.ndarray) -> torch.Tensor:
 
 
 def _chw_to_L(rgb: torch.Tensor) -> torch.Tensor:
-    """sRGB ``(3, H, W)`` in ``[0, 1]`` -> L ``(1, 1, H, W)`` float32, in strips of rows so the
-    conversion's temporaries stay strip-sized for large photos."""
+    """sRGB ``(3, H, W)`` (float in ``[0, 1]``, or uint8) -> L ``(1, 1, H, W)`` float32, in strips of
+    rows so the conversion's temporaries (and an 8-bit photo's float copy) stay strip-sized."""
     H, W = rgb.shape[-2:]
     L = torch.empty((1, 1, H, W), dtype=torch.float32)
     step = max(1, _STRIP_PIXELS // W)
     for r0 in range(0, H, step):
-        L[0, :, r0 : r0 + step] = rgb_to_l(rgb[:, r0 : r0 + step]).float()
-    return L
-
-
-def _u8_to_L(u8: torch.Tensor) -> torch.Tensor:
-    """8-bit gray ``(H, W)`` or RGB ``(H, W, 3)`` -> L ``(1, 1, H, W)``, converted to float in strips
-    of rows (the same values as :func:`_rgb_to_L` of the photo divided by 255)."""
-    H, W = u8.shape[:2]
-    if H == 0 or W == 0:
-        raise ValueError(f"image is empty: size {W}x{H}")
-    L = torch.empty((1, 1, H, W), dtype=torch.float32)
-    step = max(1, _STRIP_PIXELS // W)
-    for r0 in range(0, H, step):
-        strip = u8[r0 : r0 + step].float() / 255.0
-        strip = strip.expand(3, -1, -1) if u8.dim() == 2 else strip.permute(2, 0, 1)
+        strip = rgb[:, r0 : r0 + step]
+        if strip.dtype == torch.uint8:
+            strip = strip.float() / 255.0
         L[0, :, r0 : r0 + step] = rgb_to_l(strip).float()
     return L
 
@@ -314,7 +303,9 @@ def decode_inputs(image: ImageInput) -> list[DecodedImage]:
         if image.width == 0 or image.height == 0:
             raise ValueError(f"image is empty: size {image.width}x{image.height}")
         if image.mode in ("L", "RGB"):  # the common modes: no full-size float copy of the photo
-            return [DecodedImage(_u8_to_L(torch.from_numpy(np.array(image))), None, "pil")]
+            u8 = torch.from_numpy(np.array(image))
+            chw = u8.expand(3, -1, -1) if u8.dim() == 2 else u8.permute(2, 0, 1)
+            return [DecodedImage(_chw_to_L(chw), None, "pil")]
         rgb, alpha = _pil_to_float(image)
         return [DecodedImage(_rgb_to_L(rgb), alpha, "pil")]
     if isinstance(image, np.ndarray):
@@ -332,6 +323,12 @@ def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def output_dtype(decoded: DecodedImage) -> torch.dtype:
+    """What :func:`encode_output` wants for ``decoded``'s output: uint8 for 8-bit outputs (PIL images,
+    uint8 arrays), which may then be rounded strip by strip as they are finished; else float32."""
+    return torch.uint8 if decoded.kind in ("pil", "uint8") else torch.float32
+
+
 def encode_output(rgb: torch.Tensor, decoded: DecodedImage) -> Any:
     """Turn an RGB result ``(1, 3, H, W)`` (float in ``[0, 1]``, or uint8 for 8-bit outputs) into the
     caller's type.
@@ -347,15 +344,8 @@ def encode_output(rgb: torch.Tensor, decoded: DecodedImage) -> Any:
         if decoded.alpha is not None:
             arr = np.concatenate([arr, decoded.alpha[..., None]], axis=2)
         return arr.astype(np.float32)
-    if rgb.dtype == torch.uint8:  # rounded already (the colorizer's large-photo path)
-        u8 = rgb[0].permute(1, 2, 0).cpu().contiguous().numpy()
-    else:  # round in strips of rows straight into the (H, W, 3) buffer: strip-sized float temporaries
-        H, W = rgb.shape[-2:]
-        u8 = np.empty((H, W, 3), dtype=np.uint8)
-        out = torch.from_numpy(u8)
-        step = max(1, _STRIP_PIXELS // max(W, 1))
-        for r0 in range(0, H, step):
-            out[r0 : r0 + step] = to_uint8(rgb[0, :, r0 : r0 + step].cpu()).permute(1, 2, 0)
+    # The colorizer rounds large photos strip by strip as it finishes them (see output_dtype).
+    u8 = (rgb[0] if rgb.dtype == torch.uint8 else to_uint8(rgb[0])).permute(1, 2, 0).cpu().contiguous().numpy()
     if decoded.alpha is not None:
         a8 = np.clip(np.rint(decoded.alpha * 255.0), 0, 255).astype(np.uint8)
         u8 = np.concatenate([u8, a8[..., None]], axis=2)
