@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_test_clips import MOTIONS, Clip, default_clips, parse_size  # noqa: E402
+from make_test_clips import MOTIONS, Clip, add_clip_args, default_clips  # noqa: E402
 
 from expertcolor import ExpertColorizer  # noqa: E402
 from expertcolor import metrics as M  # noqa: E402
@@ -123,12 +123,7 @@ def summary(values: Sequence[float]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="model directory (default: the embedded default model)")
-    p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    p.add_argument("--clips", type=int, default=8)
-    p.add_argument("--shots", type=int, default=3)
-    p.add_argument("--frames-per-shot", type=int, default=16)
-    p.add_argument("--size", type=parse_size, default=(384, 256), help="WxH")
-    p.add_argument("--seed", type=int, default=0)
+    add_clip_args(p)
     p.add_argument("--grain", type=float, default=0.0, help="film grain on the input, std in 8-bit levels")
     p.add_argument("--motions", nargs="+", default=list(MOTIONS), choices=MOTIONS, help="camera moves to draw from")
     p.add_argument("--variants", nargs="+", default=["per-frame", "stabilized"])

@@ -337,15 +337,20 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("-o", "--output", type=Path, required=True)
+def add_clip_args(p: argparse.ArgumentParser) -> None:
+    """The options that say which clips :func:`default_clips` makes (shared with ``eval_video.py``)."""
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     p.add_argument("--clips", type=int, default=8)
     p.add_argument("--shots", type=int, default=3)
     p.add_argument("--frames-per-shot", type=int, default=16)
     p.add_argument("--size", type=parse_size, default=(384, 256), help="WxH")
     p.add_argument("--seed", type=int, default=0)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-o", "--output", type=Path, required=True)
+    add_clip_args(p)
     p.add_argument("--historical", nargs="+", default=None, metavar="NAME",
                    help="instead, film these photos of data/historical as one black-and-white clip (a shot each)")
     args = p.parse_args(argv)
