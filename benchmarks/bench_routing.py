@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,20 @@ DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "mixe
 def synthetic_photos(n: int = 12) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def networks_of(colorizer: ExpertColorizer, expert: str) -> Callable[[np.ndarray], None]:
+    """A timing target: ``colorizer``'s segmenter and one expert's forward passes on a photo's L at
+    the working size, nothing else."""
+
+    @torch.no_grad()
+    def networks(rgb: np.ndarray) -> None:
+        L = decode_inputs(rgb)[0].L
+        small = _resize(L, colorizer.working_shape(*L.shape[-2:]))
+        colorizer.segmenter(small)
+        colorizer.experts[expert](small)
+
+    return networks
 
 
 def main() -> None:
@@ -73,15 +88,8 @@ def main() -> None:
     else:
         photos = synthetic_photos()
 
-    @torch.no_grad()
-    def networks(rgb: np.ndarray) -> None:
-        L = decode_inputs(rgb)[0].L
-        small = _resize(L, routed.working_shape(*L.shape[-2:]))
-        routed.segmenter(small)
-        routed.experts[args.expert](small)
-
     variants = {"routed": routed.colorize, "routed_whole": whole.colorize, "single": single.colorize,
-                "networks": networks}
+                "networks": networks_of(routed, args.expert)}
     routed_variants = {"routed": routed}
     for spec in args.merge:
         routed_variants[f"routed[{spec}]"] = load(merge=create_merge(spec))
@@ -93,15 +101,7 @@ def main() -> None:
         variants[name] = routed_variants[name].colorize
     if args.onnx is not None:
         fast = ExpertColorizer.from_pretrained(args.onnx, backend="onnxruntime", device="cpu")
-
-        @torch.no_grad()
-        def networks_onnx(rgb: np.ndarray) -> None:
-            L = decode_inputs(rgb)[0].L
-            small = _resize(L, fast.working_shape(*L.shape[-2:]))
-            fast.segmenter(small)
-            fast.experts[args.expert](small)
-
-        variants.update(routed_onnx=fast.colorize, networks_onnx=networks_onnx)
+        variants.update(routed_onnx=fast.colorize, networks_onnx=networks_of(fast, args.expert))
     times: dict[str, list[list[float]]] = {v: [[] for _ in photos] for v in variants}
     for rgb in photos[:2]:  # warm-up
         for fn in variants.values():
