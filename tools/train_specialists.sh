@@ -129,10 +129,14 @@ e = Expert.from_pretrained(sys.argv[1]).with_prior_correction(0.5)
 e.config = dataclasses.replace(e.config, name=sys.argv[2], classes=(), temperature=0.5)
 e.save_pretrained(sys.argv[3], dtype=torch.float16)" "$1" "$2" "$3"
 }
+assemble() {  # assemble OUT EXPERT...: a routed model with the shipped segmenter, decoded as shipped
+  local out=$1; shift
+  [ -d "$out" ] || expertcolor assemble --segmenter "$SEG" --expert "$@" --out "$out" --fp16 --temperature 0.5 \
+      --prior-correction 0.5
+}
 as_expert "$R/g_union/expert" places "$R/b_places"
 as_expert "$R/g_arm/expert" generalist "$R/b_generalist"
-[ -d "$R/b_model" ] || expertcolor assemble --segmenter "$SEG" --expert "$R/faces_b/expert" "$R/birds_b/expert" \
-    "$R/animals_b/expert" "$R/b_places" --out "$R/b_model" --fp16 --temperature 0.5 --prior-correction 0.5
+assemble "$R/b_model" "$R"/{faces_b,birds_b,animals_b}/expert "$R/b_places"
 # Each expert against the generalist arm on its own domain's validation photos (400 each).
 [ -d "$R/b_eval/in_domain" ] || python tools/in_domain.py --model "$R/b_model" --generalist "$R/b_generalist" \
     --data "$D" --n 400 --experts faces birds animals --out "$R/b_eval/in_domain"
@@ -145,8 +149,7 @@ as_expert "$R/g_arm/expert" generalist "$R/b_generalist"
 # Evaluation of C: the four branches against the four-branch arm.
 as_expert "$R/places_c/expert" places "$R/c_places"
 as_expert "$R/g_arm4/expert" generalist "$R/c_generalist"
-[ -d "$R/c_model" ] || expertcolor assemble --segmenter "$SEG" --expert "$R/faces_b/expert" "$R/birds_b/expert" \
-    "$R/animals_b/expert" "$R/c_places" --out "$R/c_model" --fp16 --temperature 0.5 --prior-correction 0.5
+assemble "$R/c_model" "$R"/{faces_b,birds_b,animals_b}/expert "$R/c_places"
 [ -d "$R/c_eval/in_domain" ] || python tools/in_domain.py --model "$R/c_model" --generalist "$R/c_generalist" \
     --data "$D" --n 400 --out "$R/c_eval/in_domain"
 [ -d "$R/c_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
@@ -156,8 +159,7 @@ as_expert "$R/g_arm4/expert" generalist "$R/c_generalist"
 # and on mixed/.
 as_expert "$R/places_d/expert" places "$R/d_places"
 as_expert "$R/g_d/expert" generalist "$R/d_generalist"
-[ -d "$R/d_model" ] || expertcolor assemble --segmenter "$SEG" --expert "$SHIPPED"/default/experts/{faces,birds,animals} \
-    "$R/d_places" --out "$R/d_model" --fp16 --temperature 0.5 --prior-correction 0.5
+assemble "$R/d_model" "$SHIPPED"/default/experts/{faces,birds,animals} "$R/d_places"
 [ -d "$R/val_scenes" ] || python -c "import os, sys
 from pathlib import Path
 from expertcolor.datasets.folder import ImageFolder
@@ -172,8 +174,7 @@ for name, root in zip(('sun', 'people', 'imagenet'), sys.argv[2:]):
     --model "$R/d_model" --generalist "$R/d_generalist" --compare generalist,expert:places,gray --out "$R/d_eval/mixed_soft"
 # Evaluation of E.
 for v in e0 e; do
-  [ -d "$R/${v}_model" ] || expertcolor assemble --segmenter "$SEG" --expert "$SHIPPED"/default/experts/{faces,animals,places} \
-      "$R/birds_$v/expert" --out "$R/${v}_model" --fp16 --temperature 0.5 --prior-correction 0.5
+  assemble "$R/${v}_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/birds_$v/expert"
   [ -d "$R/${v}_eval/in_domain" ] || python tools/in_domain.py --model "$R/${v}_model" --data "$D" --n 400 \
       --experts birds --out "$R/${v}_eval/in_domain"
   [ -d "$R/${v}_eval/val_scenes" ] || expertcolor evaluate --images "$R/val_scenes" --model "$R/${v}_model" \
@@ -181,4 +182,4 @@ for v in e0 e; do
   [ -d "$R/${v}_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
       --model "$R/${v}_model" --compare expert:birds --out "$R/${v}_eval/mixed_soft"
 done
-echo "== chain done $(date -u +%H:%M:%S); results in $R/b_eval and $R/c_eval (record them in docs/experiments.md)"
+echo "== chain done $(date -u +%H:%M:%S); results in $R/*_eval (record them in docs/experiments.md)"
