@@ -7,6 +7,10 @@ classification head) at 128x128, on a synthetic JPEG folder made in a temporary 
 
     python benchmarks/bench_training.py                 # CPU (and CUDA when present)
     python benchmarks/bench_training.py --device cpu --workers 1 --threads 2
+    python benchmarks/bench_training.py --threads 2 --cache both --rounds 3   # decode-once cache vs files
+
+``--cache both`` alternates uncached and cached runs (``--rounds`` pairs, cache built once before
+timing) and prints both medians and their ratio: the machine's noise hits both alike.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from torch.utils.data import DataLoader
 from expertcolor import create_expert
 from expertcolor.color import normalize_l
 from expertcolor.datasets import ImageFolder
+from expertcolor.datasets.cache import build_lab_cache
 from expertcolor.train.losses import create_loss
 
 
@@ -41,10 +46,13 @@ def make_folder(root: Path, n: int, size: tuple[int, int] = (200, 160)) -> Path:
     return root
 
 
-def bench(root: Path, device: str, args: argparse.Namespace) -> float:
-    """Median images/s over ``args.windows`` windows of ``args.window_steps`` steps."""
+def bench(root: Path, device: str, args: argparse.Namespace, cache_dir: Path | None = None) -> float:
+    """Median images/s over ``args.windows`` windows of ``args.window_steps`` steps (from the
+    decode-once cache in ``cache_dir`` when given)."""
     dev = torch.device(device)
     ds = ImageFolder(root, "train", val_fraction=0.0, resolution=args.resolution)
+    if cache_dir is not None:
+        ds.use_cache(build_lab_cache(ds, cache_dir))
     torch.manual_seed(0)
     expert = create_expert().to(dev).to(memory_format=torch.channels_last)  # as the Trainer does
     expert.train()
@@ -93,17 +101,36 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=5)
     p.add_argument("--window-steps", type=int, default=4)
     p.add_argument("--images", type=int, default=256, help="synthetic images to generate")
+    p.add_argument("--cache", choices=("off", "on", "both"), default="off",
+                   help="draw items from the decode-once cache (both: alternate, --rounds pairs)")
+    p.add_argument("--rounds", type=int, default=1, help="repetitions (pairs with --cache both)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root or make_folder(Path(tmp), args.images)
+        cache_dir = Path(tmp) / "cache"
+        if args.cache != "off":
+            t0 = time.perf_counter()
+            ds = ImageFolder(root, "train", val_fraction=0.0, resolution=args.resolution)
+            build_lab_cache(ds, cache_dir)
+            print(f"cache of {len(ds)} photos built in {time.perf_counter() - t0:.1f} s")
+        variants = {"off": [None], "on": [cache_dir], "both": [None, cache_dir]}[args.cache]
         for dev in devices:
             print(f"{dev}: batch {args.batch_size}, {args.resolution}^2, workers {args.workers}, "
                   f"threads {torch.get_num_threads()}")
-            rate = bench(root, dev, args)
-            print(f"{dev}: median {rate:.1f} images/s (training step incl. data loading)")
+            rates: dict[str, list[float]] = {"files": [], "cache": []}
+            for r in range(args.rounds):
+                for cd in variants:
+                    name = "files" if cd is None else "cache"
+                    rates[name].append(bench(root, dev, args, cd))
+                    print(f"{dev}: round {r + 1} {name}: {rates[name][-1]:.1f} images/s")
+            med = {k: statistics.median(v) for k, v in rates.items() if v}
+            for k, v in med.items():
+                print(f"{dev}: median {v:.1f} images/s from {k} (training step incl. data loading)")
+            if len(med) == 2:
+                print(f"{dev}: cache / files = {med['cache'] / med['files']:.2f}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ inherits :class:`LabDataset`, which turns item ``i`` into ``(L, ab)``:
   run sees the same samples;
 * convert to Lab with :func:`expertcolor.color.rgb_to_lab`.
 
+With :meth:`LabDataset.use_cache` the first three steps happen once per photo
+(:mod:`expertcolor.datasets.cache`) and an item is a crop of the stored uint8 Lab.
+
 With :meth:`LabDataset.with_pixel_weights` the item's target carries a third channel: a per-pixel
 loss weight looked up from a label map that mirrors the image (same crop and flip), so an expert
 can learn only from the pixels routing will send it.
@@ -32,6 +35,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ..color import rgb_to_lab
 from ..files import IMAGE_EXTENSIONS, MIN_CHROMA, list_images, mean_chroma, open_label_map
+from .cache import NOT_CACHED, LabCache, decode_lab_u8
 
 __all__ = [
     "IMG_EXTENSIONS",
@@ -304,6 +308,7 @@ class LabDataset(ImageDataset):
         self.min_chroma = float(min_chroma)
         self.label_paths: list[str] | None = None
         self.pixel_weight_table: np.ndarray | None = None
+        self._cache: LabCache | None = None
 
     def with_pixel_weights(
         self,
@@ -335,6 +340,7 @@ class LabDataset(ImageDataset):
         if labels_root is None:
             self.label_paths, self.pixel_weight_table = None, np.ones(256, np.float32)
             return self
+        self._cache = None  # a cache holds the label maps it was built with: attach labels first
         table = np.asarray(table, dtype=np.float32) if table is not None else np.zeros(0, np.float32)
         if table.shape != (256,) or not np.all((table >= 0) & (table <= 1)):
             raise ValueError(f"pixel weight table must be 256 values in [0, 1], got shape {table.shape}")
@@ -365,11 +371,15 @@ class LabDataset(ImageDataset):
         """The augmented RGB crop ``(3, R, R)`` in ``[0, 1]`` (raises on bad / grayscale files)."""
         return rgb_uint8_to_tensor(self._augmented(sample, rng)[0])
 
-    def _augmented(
-        self, sample: Sample, rng: np.random.Generator, label_path: str | None = None
+    def _decoded(
+        self, sample: Sample, label_path: str | None, min_side: int
     ) -> tuple[Image.Image, Image.Image | None]:
-        """The augmented crop, and the label map under the same crop and flip when ``label_path``."""
-        img, orig = decode_rgb(sample.path, self._draft_side())
+        """The photo in its crop box, checked for colour, and its label map in its own pixels.
+
+        JPEGs are draft-decoded to the smallest size whose sides stay at least ``min_side``; the label
+        map (when ``label_path``) keeps its full size, cropped to the same box.
+        """
+        img, orig = decode_rgb(sample.path, min_side)
         label = None
         if label_path is not None:
             label = open_label_map(label_path)
@@ -383,6 +393,19 @@ class LabDataset(ImageDataset):
                 label = label.crop((round(x0), round(y0), round(x1), round(y1)))
         if self.min_chroma > 0 and mean_chroma(img) < self.min_chroma:
             raise _GrayscaleError(sample.path)
+        return img, label
+
+    def _augmented(
+        self, sample: Sample, rng: np.random.Generator, label_path: str | None = None
+    ) -> tuple[Image.Image, Image.Image | None]:
+        """The augmented crop, and the label map under the same crop and flip when ``label_path``."""
+        img, label = self._decoded(sample, label_path, self._draft_side())
+        return self._crop_flip(img, label, rng)
+
+    def _crop_flip(
+        self, img: Image.Image, label: Image.Image | None, rng: np.random.Generator
+    ) -> tuple[Image.Image, Image.Image | None]:
+        """Random resized crop (or the centre square) to ``resolution``, then the random flip."""
         box = self._crop_box(img.size, rng)
         size = (self.resolution, self.resolution)
         out = img.resize(size, Image.BILINEAR, box=box)
@@ -395,17 +418,48 @@ class LabDataset(ImageDataset):
                 label = label.transpose(Image.FLIP_LEFT_RIGHT)
         return out, label
 
+    def use_cache(self, cache: LabCache | None) -> LabDataset:
+        """Draw items from a decode-once cache (:func:`~expertcolor.datasets.cache.build_lab_cache`
+        of this dataset) instead of decoding files; ``None`` goes back to the files.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: if the cache holds a different number of photos or lacks the label channel.
+        """
+        if cache is not None:
+            if len(cache) != len(self.samples):
+                raise ValueError(f"{self.name}: the cache at {cache.path} has {len(cache)} photos, "
+                                 f"the dataset {len(self.samples)}; build the cache of this dataset")
+            if (cache.channels == 4) != (self.label_paths is not None):
+                raise ValueError(f"{self.name}: the cache at {cache.path} was built "
+                                 f"{'with' if cache.channels == 4 else 'without'} label maps; rebuild it "
+                                 "after attaching the dataset's route labels")
+            known = cache.status != NOT_CACHED
+            self._status[torch.from_numpy(known)] = torch.from_numpy(cache.status[known])
+        self._cache = cache
+        return self
+
     def _load(self, sample: Sample, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        label_path = self.label_paths[index] if self.label_paths is not None else None
-        img, label = self._augmented(sample, rng, label_path)
-        lab = rgb_to_lab(rgb_uint8_to_tensor(img))
+        if self._cache is not None and self._cache.has(index):
+            arr = self._cache[index]
+            img = Image.fromarray(np.ascontiguousarray(arr[..., :3]))  # Lab bytes: resized channel-wise
+            label = Image.fromarray(np.ascontiguousarray(arr[..., 3])) if arr.shape[-1] == 4 else None
+            out, label = self._crop_flip(img, label, rng)
+            L, ab = decode_lab_u8(np.asarray(out))
+        else:
+            label_path = self.label_paths[index] if self.label_paths is not None else None
+            img, label = self._augmented(sample, rng, label_path)
+            lab = rgb_to_lab(rgb_uint8_to_tensor(img))
+            L, ab = lab[:1].contiguous(), lab[1:].contiguous()
         if self.pixel_weight_table is None:
-            return lab[:1].contiguous(), lab[1:].contiguous()
+            return L, ab
         if label is None:
-            weight = torch.ones(lab.shape[-2:])
+            weight = torch.ones(L.shape[-2:])
         else:
             weight = torch.from_numpy(self.pixel_weight_table[np.asarray(label, dtype=np.uint8)])
-        return lab[:1].contiguous(), torch.cat([lab[1:], weight[None]], 0)
+        return L, torch.cat([ab, weight[None]], 0)
 
 
 # -- helpers that see through Subset / ConcatDataset ---------------------------------------------------

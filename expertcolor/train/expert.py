@@ -23,12 +23,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as tdist
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ..argtypes import nonnegative_float, positive_float, positive_int, unit_float
 from ..color import normalize_l
 from ..datasets import DATASETS, IGNORE_INDEX, MIN_CHROMA, Augment, build_dataset, check_usable, skip_stats
+from ..datasets.cache import cache_datasets
 from ..experts import DEFAULT_EXPERT_ARCH, Expert, create_expert, list_experts
 from ..modeling import WEIGHTS_NAME, sha256_file
 from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES, RoutingTable
@@ -93,6 +95,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     d.add_argument("--split-seed", type=int, default=0, help="seed of the seeded splits")
     d.add_argument("--min-chroma", type=nonnegative_float, default=MIN_CHROMA,
                    help="skip images whose mean chroma is below this")
+    d.add_argument("--cache-dir", type=str, default=None, metavar="DIR",
+                   help="decode every photo once into uint8 Lab at training size in DIR and train from there "
+                        "(faster data loading; about 0.2 MB a photo at 128 px; entries are reused by later runs "
+                        "on the same photos and settings)")
     add_common_args(p, resolution=128, batch_size=32, lr=1e-3)
     return p
 
@@ -370,6 +376,19 @@ def make_evaluator(args: argparse.Namespace, val_set: Dataset, dist) -> Any:
     return evaluate
 
 
+def _use_caches(args: argparse.Namespace, dist: DistInfo, *sets: Dataset) -> None:
+    """Decode-once caches in ``--cache-dir`` of what training and validation draw (the validated
+    photos only): rank 0 builds what is missing while the other ranks wait, then they open it."""
+    train_set, val_set = sets
+    if not dist.is_main and dist.distributed:
+        tdist.barrier()
+    show = dist.is_main and not args.no_progress
+    cache_datasets(train_set, args.cache_dir, progress=show)
+    cache_datasets(val_set, args.cache_dir, shard_indices(len(val_set), DistInfo(), args.max_val_images), progress=show)
+    if dist.is_main and dist.distributed:
+        tdist.barrier()
+
+
 def build(args: argparse.Namespace, dist: DistInfo) -> TrainingRun:
     """Data, expert, loss and evaluation of ``train-expert`` (resolves ``--classes``, ``--loss``,
     and ``--arch`` / ``--head`` from ``--init-from``, in ``args``).
@@ -384,6 +403,8 @@ def build(args: argparse.Namespace, dist: DistInfo) -> TrainingRun:
         raise ValueError(f"--classes {unknown} are not VOC categories; choose from {list(VOC_CATEGORIES)}")
     args.classes = classes
     train_set, val_set = build_datasets(args)
+    if args.cache_dir:
+        _use_caches(args, dist, train_set, val_set)
     check_usable(train_set)  # a root with no usable photo fails now, not inside a DataLoader worker
     check_usable(val_set)
     draw_weights = sample_weights(args, train_set)

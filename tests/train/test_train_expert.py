@@ -308,3 +308,20 @@ def test_out_of_range_numbers_are_usage_errors(tiny_folder: Path, tmp_path: Path
                                                    option, value])
     assert e.value.code == 2
     assert f"argument {option}: expected" in capsys.readouterr().err
+
+
+def test_cache_dir_trains_from_the_cache_and_resumes_exactly(tiny_folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    common = ("--epochs", "2", "--max-images", "12", "--cache-dir", str(cache))
+    full = _run(_args(tiny_folder, tmp_path / "full", *common))
+    entries = sorted(p.name for p in cache.iterdir())
+    assert len(entries) == 2  # the training and the validation split, at their decoding sizes
+    assert full["history"][-1]["skipped_train_files"] == {"unreadable": 0, "grayscale": 1}
+    part = tmp_path / "part"
+    assert _run(_args(tiny_folder, part, *common, "--stop-after-steps", "4"))["stopped"]
+    _run(_args(tiny_folder, part, *common, "--resume"))
+    assert sorted(p.name for p in cache.iterdir()) == entries  # reused, not rebuilt
+    a = load_file(tmp_path / "full" / "expert" / "model.safetensors")
+    b = load_file(part / "expert" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((part / "args.json").read_text())["cache_dir"] == str(cache)
