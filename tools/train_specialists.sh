@@ -20,7 +20,9 @@
 #      g_arm4       g_arm continued by one more branch budget: the arm for g_union + 4 branches
 #   D  places_d, g_d  the shipped places expert and generalist continued on the shipped union + SUN
 #   E  birds_e0, birds_e  birds branched from the shipped generalist on the 4x bird data, without and
-#                   with distillation toward it (--distill-from); next to run
+#                   with distillation toward it (--distill-from)
+#   F  g_e          the generalist arm of E: the shipped generalist continued on the enlarged union by
+#                   the same budget as one E branch (same steps and schedule); next to run
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
@@ -118,6 +120,11 @@ bird_e=(--name birds "${bird_union[@]}" --root-weight 0.1 0.1 1 1 1 0.1 0.1 0.1 
 stage birds_e0 expertcolor train-expert "${bird_e[@]}"
 stage birds_e  expertcolor train-expert "${bird_e[@]}" --distill-from "$SHIPPED/generalist" --distill-weight 0.5
 
+# F: E's generalist arm. A branch of E drew 2 x 15,670 photos (its union's training split); the arm
+# draws 2 x 15,670 of the enlarged union's photos (a seeded subset), with the same schedule and start.
+stage g_e expertcolor train-expert --name generalist --init-from "$SHIPPED/generalist" --lr 3e-4 --epochs 2 \
+    --max-images 15670 --dataset "${union_kinds[@]}" --root "${union_roots[@]}" --root-weight "${union_weights[@]}"
+
 # Evaluation of B, each step skipped when its output exists. The routed model: the three experts
 # and g_union as the background (places) expert, with the shipped segmenter; both arms decoded as
 # the shipped defaults are (temperature 0.5, prior correction 0.5).
@@ -182,4 +189,15 @@ for v in e0 e; do
   [ -d "$R/${v}_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
       --model "$R/${v}_model" --compare expert:birds --out "$R/${v}_eval/mixed_soft"
 done
+# Evaluation of F: E's birds experts against their same-budget arm on the CUB test photos, and the
+# routed models against it on the held-out scenes and mixed/.
+as_expert "$R/g_e/expert" generalist "$R/f_generalist"
+for v in e0 e; do
+  [ -d "$R/${v}_eval/in_domain_arm" ] || python tools/in_domain.py --model "$R/${v}_model" --data "$D" --n 400 \
+      --experts birds --generalist "$R/f_generalist" --out "$R/${v}_eval/in_domain_arm"
+done
+[ -d "$R/f_eval/val_scenes" ] || expertcolor evaluate --images "$R/val_scenes" --model "$R/e0_model" \
+    --generalist "$R/f_generalist" --compare generalist --out "$R/f_eval/val_scenes"
+[ -d "$R/f_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
+    --model "$R/e0_model" --generalist "$R/f_generalist" --compare generalist --out "$R/f_eval/mixed_soft"
 echo "== chain done $(date -u +%H:%M:%S); results in $R/*_eval (record them in docs/experiments.md)"
