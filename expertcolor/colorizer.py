@@ -321,7 +321,8 @@ class ExpertColorizer:
         if probs is None:
             probs = self.segment(L_small)
         routed = self.routing(probs)
-        weights = self.merge(routed, L_small / 100.0, background=self.routing.experts.index(self.routing.default))
+        weights = self.merge(routed, L_small / 100.0, background=self.routing.experts.index(self.routing.default),
+                             experts=self.routing.experts)
         names = list(self.routing.experts)
         active = [e for e in range(len(names)) if bool((weights[:, e] > 0).any())]
         expert_ab = {names[e]: self._run_expert(names[e], L_small, weights[:, e]) for e in active}

@@ -85,7 +85,7 @@ def run_domain(colorizer: ExpertColorizer, generalist: Expert, data: Path, domai
         routed = colorizer.routing(colorizer.segment(small))
         ab_all = torch.stack([colorizer.experts[e](small) for e in names], dim=1)
         for label, merge in merges:
-            w = merge(routed, small / 100.0, background=bg)
+            w = merge(routed, small / 100.0, background=bg, experts=names)
             scores[label].append(_score(colorizer, blend(ab_all, w), small, decoded, gt))
             active[label].append(int((w.flatten(2) > 0).any(-1).sum()))
         own = domain if domain in names else colorizer.routing.default

@@ -8,6 +8,7 @@ as the photo's background (``context``) is told its index.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,10 @@ class MergeStrategy:
 
     name = "base"
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
+    def weights(
+        self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None,
+        experts: Sequence[str] | None = None,
+    ) -> torch.Tensor:
         """Blend weights.
 
         Args:
@@ -81,17 +85,24 @@ class MergeStrategy:
             guide: L scaled to ``[0, 1]``, shape ``(B, 1, h, w)``.
             background: index of the expert that colours everything no other expert owns (the
                 routing table's default), or ``None``; only ``context`` uses it.
+            experts: the experts' names in the order of ``probs``' channels, or ``None``; only
+                ``context`` with ``subjects`` uses them.
 
         Returns:
             Weights, shape ``(B, E, h, w)``, non-negative, summing to 1 over E.
         """
         raise NotImplementedError
 
-    def __call__(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
+    def __call__(
+        self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None,
+        experts: Sequence[str] | None = None,
+    ) -> torch.Tensor:
         _check(probs, guide)
         if background is not None and not 0 <= background < probs.shape[1]:
             raise ValueError(f"background expert index {background} is outside 0..{probs.shape[1] - 1}")
-        return self.weights(probs, guide, background)
+        if experts is not None and len(experts) != probs.shape[1]:
+            raise ValueError(f"{len(experts)} expert names for {probs.shape[1]} expert channels")
+        return self.weights(probs, guide, background, experts)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: ``{"name": ..., **params}``."""
@@ -104,7 +115,10 @@ class HardMerge(MergeStrategy):
 
     name = "hard"
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
+    def weights(
+        self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None,
+        experts: Sequence[str] | None = None,
+    ) -> torch.Tensor:
         return one_hot_argmax(probs)
 
 
@@ -129,7 +143,10 @@ class SoftMerge(MergeStrategy):
         if not 0.0 <= float(self.min_share) < 1.0:
             raise ValueError(f"soft merge: min_share must be in [0, 1), got {self.min_share}")
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
+    def weights(
+        self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None,
+        experts: Sequence[str] | None = None,
+    ) -> torch.Tensor:
         if self.min_share > 0:
             probs = drop_minor_experts(probs, self.min_share)
         return normalize_weights(probs, self.min_weight)
@@ -162,7 +179,10 @@ class FeatherMerge(MergeStrategy):
     name = "feather"
     width: int = 16
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
+    def weights(
+        self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None,
+        experts: Sequence[str] | None = None,
+    ) -> torch.Tensor:
         r = max(int(self.width) // 4, 0)
         return normalize_weights(box_filter(box_filter(one_hot_argmax(probs), r), r))
 
@@ -179,7 +199,10 @@ class GuidedMerge(MergeStrategy):
     radius: int = 8
     eps: float = 1e-3
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
+    def weights(
+        self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None,
+        experts: Sequence[str] | None = None,
+    ) -> torch.Tensor:
         return normalize_weights(guided_filter(guide, one_hot_argmax(probs), self.radius, self.eps), 1e-3)
 
 
@@ -195,6 +218,13 @@ class ContextMerge(MergeStrategy):
     Other subjects keep their own pixels. At ``strength=1`` the background expert is not run at
     all on photos with a subject, so a pixel still costs about one expert.
 
+    ``drop_share`` drops an expert holding less than that share of the photo first, as the soft
+    merge's ``min_share`` does (stray pixels do not make an expert run on the whole photo).
+
+    ``subjects`` ("birds" or "birds+animals"; empty = every expert) names the experts that may take
+    over: those that learned their subjects' surroundings (trained on every pixel of their photos).
+    An expert trained only on its subject's pixels (routing-aware) colours backgrounds poorly.
+
     ``mode="share"`` instead mixes every expert's photo share into every pixel:
     ``w' = (1 - strength) * w + strength * share`` (every present expert runs on the whole photo).
 
@@ -206,16 +236,27 @@ class ContextMerge(MergeStrategy):
     min_share: float = 0.05
     min_weight: float = 0.05
     mode: str = "dominant"
+    subjects: str = ""
+    drop_share: float = 0.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.subjects, str):
+            raise ValueError(f"context merge: subjects must be expert names joined by '+', got {self.subjects!r}")
         if not 0.0 <= float(self.strength) <= 1.0:
             raise ValueError(f"context merge: strength must be in [0, 1], got {self.strength}")
         if not 0.0 <= float(self.min_share) <= 1.0:
             raise ValueError(f"context merge: min_share must be in [0, 1], got {self.min_share}")
+        if not 0.0 <= float(self.drop_share) < 1.0:
+            raise ValueError(f"context merge: drop_share must be in [0, 1), got {self.drop_share}")
         if self.mode not in ("dominant", "share"):
             raise ValueError(f"context merge: mode must be 'dominant' or 'share', got {self.mode!r}")
 
-    def weights(self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None) -> torch.Tensor:
+    def weights(
+        self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None,
+        experts: Sequence[str] | None = None,
+    ) -> torch.Tensor:
+        if self.drop_share > 0:
+            probs = drop_minor_experts(probs, self.drop_share)
         w = normalize_weights(probs, self.min_weight)
         if background is None or self.strength == 0 or probs.shape[1] < 2:
             return w
@@ -226,7 +267,13 @@ class ContextMerge(MergeStrategy):
         subject = share.clone()
         subject[:, background] = -1.0
         top_share, top = subject.max(dim=1)  # (B,): the photo's main subject expert
-        moved = self.strength * w[:, background] * (top_share >= self.min_share).to(w.dtype)[:, None, None]
+        takes_over = top_share >= self.min_share
+        if self.subjects:  # only if the main subject's expert is one of the named ones
+            if experts is None:
+                raise ValueError("context merge with subjects needs the experts' names")
+            allowed = torch.tensor([n in self.subjects.split("+") for n in experts], device=w.device)
+            takes_over &= allowed[top]
+        moved = self.strength * w[:, background] * takes_over.to(w.dtype)[:, None, None]
         w = w.clone()
         w[:, background] -= moved
         w.scatter_add_(1, top[:, None, None, None].expand(-1, 1, *w.shape[-2:]), moved[:, None])

@@ -169,6 +169,27 @@ def test_context_needs_a_large_enough_subject_and_a_background():
     assert torch.equal(create_merge("context")(probs, guide), soft)  # no background index: soft
 
 
+def test_context_subjects_name_the_experts_that_may_take_over():
+    probs, guide = subject_on_background(0.25)
+    names = ["places", "birds", "faces"]
+    soft = create_merge("soft")(probs, guide, background=0)
+    full = create_merge("context")(probs, guide, background=0)
+    spec = "context:subjects=birds+animals"
+    assert torch.equal(create_merge(spec)(probs, guide, background=0, experts=names), full)
+    # the main subject is not named: soft weights, even though a named expert is present (smaller)
+    probs[:, 2, -4:, -4:], probs[:, 0, -4:, -4:] = 1.0, 0.0
+    only_faces = create_merge("context:subjects=faces")(probs, guide, background=0, experts=names)
+    assert torch.equal(only_faces, create_merge("soft")(probs, guide, background=0))
+    unnamed = create_merge("context:subjects=faces")(probs, guide, background=0, experts=["places", "x", "y"])
+    assert torch.equal(unnamed, create_merge("soft")(probs, guide, background=0))
+    with pytest.raises(ValueError, match="needs the experts' names"):
+        create_merge(spec)(probs, guide, background=0)
+    with pytest.raises(ValueError, match="2 expert names for 3"):
+        create_merge(spec)(probs, guide, background=0, experts=names[:2])
+    assert create_merge(spec).to_dict()["subjects"] == "birds+animals"
+    assert not torch.equal(soft, full)
+
+
 def test_context_share_mode_mixes_photo_shares_into_every_pixel():
     probs, guide = subject_on_background(0.25)
     w = create_merge("context", strength=1.0, mode="share")(probs, guide, background=0)
@@ -176,7 +197,16 @@ def test_context_share_mode_mixes_photo_shares_into_every_pixel():
     assert torch.allclose(w, share[:, :, None, None].expand_as(w), atol=1e-6)
 
 
-@pytest.mark.parametrize("params", [{"strength": 1.5}, {"min_share": -0.1}, {"mode": "global"}])
+def test_context_drop_share_skips_stray_experts_as_soft_does():
+    probs, guide = subject_on_background(0.25)
+    probs[:, 2, -2:, -2:], probs[:, 0, -2:, -2:] = 1.0, 0.0  # 4 stray pixels of a third expert
+    keep = create_merge("context")(probs, guide, background=0)
+    drop = create_merge("context:drop_share=0.01")(probs, guide, background=0)
+    assert keep[0, 2].max() > 0 and drop[0, 2].max() == 0
+    assert torch.allclose(drop.sum(1), torch.ones(1, 40, 40))
+
+
+@pytest.mark.parametrize("params", [{"strength": 1.5}, {"min_share": -0.1}, {"mode": "global"}, {"drop_share": 1.0}])
 def test_context_refuses_bad_parameters(params):
     with pytest.raises(ValueError, match="context merge"):
         create_merge("context", **params)
