@@ -209,3 +209,25 @@ for v in init scratch; do
   [ -d "$R/indom_faces_$v" ] || python tools/in_domain.py --model "$R/model_faces_$v" --data "$D" --experts faces \
       --out "$R/indom_faces_$v"
 done
+# Tenth round (shipped birds expert and generalist; issue 23, stages E and F of
+# tools/train_specialists.sh): the birds expert branched from the generalist shipped before
+# (generalist_model_r) on four times the bird photos (shared/data/more: the rest of the CUB subset and
+# BIRDS-525), every pixel counting, the rest of the union replayed at 0.1 (2 epochs: 31.3 k images);
+# and the generalist arm, the same start continued on the enlarged union by the same steps and schedule.
+M="$D/more"
+bird_union=(--dataset folder folder cub folder folder folder folder folder --root "$D/faces" "$S/extra/people/images"
+            "$D/birds" "$M/birds_cub" "$M/birds525" "$D/animals" "$D/places" "$S/extra/imagenet/images")
+run birds_e0 expertcolor train-expert --name birds "${bird_union[@]}" --root-weight 0.1 0.1 1 1 1 0.1 0.1 0.1 \
+    --epochs 2 --init-from "$R/generalist_model_r" --lr 3e-4
+run generalist_e expertcolor train-expert --name generalist --epochs 2 --max-images 15670 \
+    --dataset folder folder folder folder cub folder folder folder folder folder \
+    --root "$D/faces" "$M/faces" "$S/extra/people/images" "$D/animals" "$D/birds" "$M/birds_cub" "$M/birds525" \
+           "$D/places" "$M/scenes" "$S/extra/imagenet/images" --root-weight 1 0.5 1 1 1 1 1 1 1 1 \
+    --init-from "$R/generalist_model_r" --lr 3e-4
+# The shipped model directory (expertcolor/pretrained/default): the new birds expert, which alone colours
+# the whole of a photo whose main subject is a bird (the context merge; chosen on the domains'
+# validation photos), and the shipped generalist (expertcolor/pretrained/generalist).
+expertcolor assemble --segmenter "$R/segmenter_hr/segmenter" --out "$R/default_model_r10" --fp16 \
+    --expert "$R/faces_u/expert" "$R/birds_e0/expert" "$R/animals_r/expert" "$R/places_u2g/expert" \
+    --temperature 0.5 --prior-correction 0.5 --merge context:strength=1,subjects=birds,drop_share=0.01
+ship_generalist "$R/generalist_e" "$R/generalist_model_r10"

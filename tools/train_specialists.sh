@@ -9,7 +9,7 @@
 # the chain stands without training. Bash reads this file while it runs: edit it only while no
 # chain is running (stop it, edit, start it again; the unfinished stage resumes).
 #
-#   A  g_union      the shipped generalist continued on the enlarged union (every domain, 12 roots)
+#   A  g_union      the generalist shipped before E/F continued on the enlarged union (every domain)
 #   B  faces_b, birds_b, animals_b   each branched from g_union, specialised on its own domain's
 #                   photos with a little union replay (other roots drawn at weight 0.1); every pixel
 #                   counts (no route labels): an expert colours its subject's surroundings too
@@ -22,16 +22,25 @@
 #   E  birds_e0, birds_e  birds branched from the shipped generalist on the 4x bird data, without and
 #                   with distillation toward it (--distill-from)
 #   F  g_e          the generalist arm of E: the shipped generalist continued on the enlarged union by
-#                   the same budget as one E branch (same steps and schedule); next to run
+#                   the same budget as one E branch (same steps and schedule); shipped as the generalist
+#   G  g_e4         the arm at the whole routed model's budget: the default shipped after E/F has 218.2k
+#                   images behind it, g_e 187.0k; g_e4 adds 62.6k to the same start (4 epochs); next to run
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
 D=${1:-../shared/data}
 R=${2:-runs}
-G=${G:-expertcolor/pretrained/generalist}   # the start of the chain: the shipped generalist
 M="$D/more"
 S="$D/segmentation"
 mkdir -p "$R"
+# The chain starts from the generalist shipped until stages E/F replaced it (g_e is the shipped one now),
+# taken from the git history, so the chain rebuilds the same way on a fresh clone.
+G0="$R/generalist_before_e"
+if [ ! -f "$G0/model.safetensors" ]; then
+  mkdir -p "$G0"
+  for f in config.json model.safetensors; do git show "1b336ac:expertcolor/pretrained/generalist/$f" > "$G0/$f"; done
+fi
+G=${G:-$G0}
 common=(--workers 1 --threads 2 --no-progress --resume --save-every 100)
 
 stage() {  # stage NAME ARGS...: skip finished runs, continue or start the rest, log to RUNS/NAME.log
@@ -107,7 +116,7 @@ old_union=(--dataset folder folder cub folder folder folder folder --root "$D/fa
            "$D/animals" "$D/places" "$S/extra/imagenet/images" "$M/scenes")
 stage places_d expertcolor train-expert --name places "${old_union[@]}" --root-weight 0.3 1 1 1 1 1 1 --epochs 2 \
     --init-from "$SHIPPED/default/experts/places" --lr 3e-4
-stage g_d expertcolor train-expert --name generalist "${old_union[@]}" --epochs 2 --init-from "$SHIPPED/generalist" --lr 3e-4
+stage g_d expertcolor train-expert --name generalist "${old_union[@]}" --epochs 2 --init-from "$G0" --lr 3e-4
 
 # E (planned 2026-12-02 for the next session): does distillation keep a branch's general colours?
 # The birds expert branched from the shipped generalist on the 4x bird data (the issue's pilot) with
@@ -116,13 +125,16 @@ stage g_d expertcolor train-expert --name generalist "${old_union[@]}" --epochs 
 bird_union=(--dataset folder folder cub folder folder folder folder folder --root "$D/faces" "$S/extra/people/images"
             "$D/birds" "$M/birds_cub" "$M/birds525" "$D/animals" "$D/places" "$S/extra/imagenet/images")
 bird_e=(--name birds "${bird_union[@]}" --root-weight 0.1 0.1 1 1 1 0.1 0.1 0.1 --epochs 2
-        --init-from "$SHIPPED/generalist" --lr 3e-4)
+        --init-from "$G0" --lr 3e-4)
 stage birds_e0 expertcolor train-expert "${bird_e[@]}"
-stage birds_e  expertcolor train-expert "${bird_e[@]}" --distill-from "$SHIPPED/generalist" --distill-weight 0.5
+stage birds_e  expertcolor train-expert "${bird_e[@]}" --distill-from "$G0" --distill-weight 0.5
 
 # F: E's generalist arm. A branch of E drew 2 x 15,670 photos (its union's training split); the arm
 # draws 2 x 15,670 of the enlarged union's photos (a seeded subset), with the same schedule and start.
-stage g_e expertcolor train-expert --name generalist --init-from "$SHIPPED/generalist" --lr 3e-4 --epochs 2 \
+stage g_e expertcolor train-expert --name generalist --init-from "$G0" --lr 3e-4 --epochs 2 \
+    --max-images 15670 --dataset "${union_kinds[@]}" --root "${union_roots[@]}" --root-weight "${union_weights[@]}"
+# G: the same arm at the routed model's whole budget, from the same start.
+stage g_e4 expertcolor train-expert --name generalist --init-from "$G0" --lr 3e-4 --epochs 4 \
     --max-images 15670 --dataset "${union_kinds[@]}" --root "${union_roots[@]}" --root-weight "${union_weights[@]}"
 
 # Evaluation of B, each step skipped when its output exists. The routed model: the three experts
@@ -200,4 +212,12 @@ done
     --generalist "$R/f_generalist" --compare generalist --out "$R/f_eval/val_scenes"
 [ -d "$R/f_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
     --model "$R/e0_model" --generalist "$R/f_generalist" --compare generalist --out "$R/f_eval/mixed_soft"
+# Evaluation of G: the shipped model against g_e4 on the held-out scenes, mixed/ and its experts' domains.
+as_expert "$R/g_e4/expert" generalist "$R/g_generalist"
+[ -d "$R/g_eval/val_scenes" ] || expertcolor evaluate --images "$R/val_scenes" --model "$SHIPPED/default" \
+    --generalist "$R/g_generalist" --compare generalist --out "$R/g_eval/val_scenes"
+[ -d "$R/g_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
+    --model "$SHIPPED/default" --generalist "$R/g_generalist" --compare generalist --out "$R/g_eval/mixed_soft"
+[ -d "$R/g_eval/in_domain" ] || python tools/in_domain.py --model "$SHIPPED/default" --data "$D" --n 400 \
+    --generalist "$R/g_generalist" --out "$R/g_eval/in_domain"
 echo "== chain done $(date -u +%H:%M:%S); results in $R/*_eval (record them in docs/experiments.md)"
