@@ -24,7 +24,7 @@
 #   F  g_e          the generalist arm of E: the shipped generalist continued on the enlarged union by
 #                   the same budget as one E branch (same steps and schedule); shipped as the generalist
 #   G  g_e4         the arm at the whole routed model's budget: the default shipped after E/F has 218.2k
-#                   images behind it, g_e 187.0k; g_e4 adds 62.6k to the same start (4 epochs); next to run
+#                   images behind it, g_e 187.0k; g_e4 adds 62.6k to the same start (4 epochs); started 2026-12-02
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
