@@ -255,9 +255,7 @@ class ContextMerge(MergeStrategy):
         self, probs: torch.Tensor, guide: torch.Tensor, background: int | None = None,
         experts: Sequence[str] | None = None,
     ) -> torch.Tensor:
-        if self.drop_share > 0:
-            probs = drop_minor_experts(probs, self.drop_share)
-        w = normalize_weights(probs, self.min_weight)
+        w = SoftMerge(min_weight=self.min_weight, min_share=self.drop_share).weights(probs, guide)  # soft first
         if background is None or self.strength == 0 or probs.shape[1] < 2:
             return w
         share = w.mean(dim=(2, 3))  # (B, E): each expert's part of the photo
