@@ -34,24 +34,15 @@ def _scene(root: Path, n: int = 6, size: tuple[int, int] = (400, 300)) -> tuple[
     return images, labels
 
 
-def _table(owned: int = PERSON, off: float = 0.0) -> np.ndarray:
-    t = np.full(256, off, np.float32)
-    t[owned] = 1.0
-    t[255] = 0.0
-    return t
-
-
-def test_weights_follow_crop_draft_and_flip(tmp_path: Path) -> None:
-    images, labels = _scene(tmp_path)
-    # resolution 32 from 400x300 JPEGs: decoded in draft mode (smaller than the label), random crops, flips
-    ds = ImageFolder(images, "train", val_fraction=0.0, resolution=32, augment=Augment(), seed=3)
-    ds.with_pixel_weights(_table(), images_root=images, labels_root=labels)
+def assert_weights_follow_the_red_part(ds, resolution: int, epochs: int = 3) -> None:
+    """Every item of a :func:`_scene` dataset over ``epochs``: weight 1 exactly on the red part, 0 on the
+    gray part (away from the boundary column), and some items flipped (the red part on the right)."""
     flipped_seen = False
-    for epoch in range(3):
+    for epoch in range(epochs):
         ds.set_epoch(epoch)
         for i in range(len(ds)):
             L, target = ds[i]
-            assert L.shape == (1, 32, 32) and target.shape == (3, 32, 32)
+            assert L.shape == (1, resolution, resolution) and target.shape == (3, resolution, resolution)
             chroma = target[:2].norm(dim=0)
             w = target[2]
             assert set(torch.unique(w).tolist()) <= {0.0, 1.0}
@@ -64,6 +55,21 @@ def test_weights_follow_crop_draft_and_flip(tmp_path: Path) -> None:
                 assert c[ww == 0].max() < 10
             flipped_seen |= bool(w[:, -1].mean() > w[:, 0].mean())  # the red part is on the right
     assert flipped_seen
+
+
+def _table(owned: int = PERSON, off: float = 0.0) -> np.ndarray:
+    t = np.full(256, off, np.float32)
+    t[owned] = 1.0
+    t[255] = 0.0
+    return t
+
+
+def test_weights_follow_crop_draft_and_flip(tmp_path: Path) -> None:
+    images, labels = _scene(tmp_path)
+    # resolution 32 from 400x300 JPEGs: decoded in draft mode (smaller than the label), random crops, flips
+    ds = ImageFolder(images, "train", val_fraction=0.0, resolution=32, augment=Augment(), seed=3)
+    ds.with_pixel_weights(_table(), images_root=images, labels_root=labels)
+    assert_weights_follow_the_red_part(ds, 32)
 
 
 def test_off_route_weight_and_ignore(tmp_path: Path) -> None:
