@@ -25,6 +25,8 @@
 #                   the same budget as one E branch (same steps and schedule); shipped as the generalist
 #   G  g_e4         the arm at the whole routed model's budget: the default shipped after E/F has 218.2k
 #                   images behind it, g_e 187.0k; g_e4 adds 62.6k to the same start (4 epochs); started 2026-12-02
+#   H  faces_h0     faces branched like birds_e0 (same start, same budget as g_e): face crops, the 6.6k more
+#                   face crops and the people photos, the rest of the shipped union replayed at 0.1
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
@@ -136,6 +138,13 @@ stage g_e expertcolor train-expert --name generalist --init-from "$G0" --lr 3e-4
 # G: the same arm at the routed model's whole budget, from the same start.
 stage g_e4 expertcolor train-expert --name generalist --init-from "$G0" --lr 3e-4 --epochs 4 \
     --max-images 15670 --dataset "${union_kinds[@]}" --root "${union_roots[@]}" --root-weight "${union_weights[@]}"
+# H (2026-12-02, fifth session): the faces expert at home is behind the generalist (+0.10 against g_e);
+# branch it as birds_e0 was, on 3.4x the face photos; capped at 15,670 photos an epoch so its budget
+# is g_e's (31,296 images from the same start).
+face_union=(--dataset folder folder folder cub folder folder folder --root "$D/faces" "$M/faces"
+            "$S/extra/people/images" "$D/birds" "$D/animals" "$D/places" "$S/extra/imagenet/images")
+stage faces_h0 expertcolor train-expert --name faces "${face_union[@]}" --root-weight 1 1 1 0.1 0.1 0.1 0.1 \
+    --max-images 15670 --epochs 2 --init-from "$G0" --lr 3e-4
 
 # Evaluation of B, each step skipped when its output exists. The routed model: the three experts
 # and g_union as the background (places) expert, with the shipped segmenter; both arms decoded as
@@ -221,3 +230,15 @@ as_expert "$R/g_e4/expert" generalist "$R/g_generalist"
 [ -d "$R/g_eval/in_domain" ] || python tools/in_domain.py --model "$SHIPPED/default" --data "$D" --n 400 \
     --generalist "$R/g_generalist" --out "$R/g_eval/in_domain"
 echo "== chain done $(date -u +%H:%M:%S); results in $R/*_eval (record them in docs/experiments.md)"
+# Evaluation of H: the shipped model with faces_h0 in its faces slot, against g_e (the same budget) at
+# home, and on the held-out scenes and mixed/ with the shipped merge and with faces among its subjects.
+assemble "$R/h_model" "$SHIPPED"/default/experts/{birds,animals,places} "$R/faces_h0/expert"
+[ -d "$R/h_eval/in_domain_arm" ] || python tools/in_domain.py --model "$R/h_model" --data "$D" --n 400 \
+    --experts faces --generalist "$R/f_generalist" --out "$R/h_eval/in_domain_arm"
+for m in birds birds+faces; do
+  merge="context:strength=1,subjects=$m,drop_share=0.01"
+  [ -d "$R/h_eval/val_scenes_$m" ] || expertcolor evaluate --images "$R/val_scenes" --model "$R/h_model" \
+      --merge "$merge" --compare expert:faces --out "$R/h_eval/val_scenes_$m"
+  [ -d "$R/h_eval/mixed_$m" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
+      --model "$R/h_model" --merge "$merge" --compare expert:faces --out "$R/h_eval/mixed_$m"
+done
