@@ -42,9 +42,14 @@ __all__ = [
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
-#: Options a resumed run must share with the checkpoint's run: the position inside an epoch counts
-#: batches of this size, so another size would skip or repeat images.
-RESUME_MUST_MATCH = ("batch_size",)
+#: Options a resumed run must share with the checkpoint's run, and why.
+_MUST_MATCH_WHY = {
+    "batch_size": "the position in the epoch counts batches of that size",
+    "chroma_boost": "the loss and its bin prior were built for it",
+}
+RESUME_MUST_MATCH = tuple(_MUST_MATCH_WHY)
+#: Options only one command has (train-expert), recorded only by its runs.
+_RECORDED_WHEN_PRESENT = ("chroma_boost",)
 #: Options that may change on resume (with a warning: the run is then no longer exact).
 RESUME_MAY_CHANGE = ("lr", "weight_decay", "warmup_steps", "epochs", "seed", "resolution", "max_images")
 
@@ -125,8 +130,10 @@ def remove_stale_checkpoint_temps(path: str | os.PathLike) -> list[Path]:
 
 def recorded_args(args: argparse.Namespace) -> dict[str, Any]:
     """The options a checkpoint records for :func:`resume_changes` (:data:`RESUME_MUST_MATCH` and
-    :data:`RESUME_MAY_CHANGE`; ``None`` for an option ``args`` lacks)."""
-    return {k: getattr(args, k, None) for k in (*RESUME_MUST_MATCH, *RESUME_MAY_CHANGE)}
+    :data:`RESUME_MAY_CHANGE`; ``None`` for an option ``args`` lacks, except the one-command options
+    of :data:`_RECORDED_WHEN_PRESENT`, so other commands' checkpoints keep their format)."""
+    return {k: getattr(args, k, None) for k in (*RESUME_MUST_MATCH, *RESUME_MAY_CHANGE)
+            if k not in _RECORDED_WHEN_PRESENT or hasattr(args, k)}
 
 
 def resume_changes(
@@ -158,7 +165,7 @@ def resume_changes(
             option = "--" + key.replace("_", "-")
             raise ValueError(
                 f"--resume: {checkpoint} was written with {option} {was}, this run has {option} {now}; "
-                f"resume with {option} {was} (the position in the epoch counts batches of that size) "
+                f"resume with {option} {was} ({_MUST_MATCH_WHY[key]}) "
                 "or start a new run in another --out"
             )
     for key, (was, now) in changed.items():

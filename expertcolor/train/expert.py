@@ -37,7 +37,16 @@ from ..segmentation import DEFAULT_ROUTES, VOC_CATEGORIES, RoutingTable
 from .checkpoint import CHECKPOINT_NAME
 from .command import TrainingRun, run_module, run_training
 from .distributed import DistInfo, reduce_dict, shard_indices
-from .losses import DistillationLoss, SoftEncodedCELoss, create_loss, estimate_bin_prior, list_losses, pool_target
+from .losses import (
+    ChromaBoostLoss,
+    DistillationLoss,
+    SoftEncodedCELoss,
+    boost_chroma,
+    create_loss,
+    estimate_bin_prior,
+    list_losses,
+    pool_target,
+)
 from .metrics import color_metrics
 from .options import add_common_args, collect_names, command_line, resolved_args
 from .sampling import cap_dataset
@@ -63,6 +72,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="auto: soft_ce (classification) / mse (regression)")
     g.add_argument("--rebalance-lambda", type=unit_float, default=0.5,
                    help="class rebalancing mix with uniform for soft_ce/ce (1 = no rebalancing)")
+    g.add_argument("--chroma-boost", type=positive_float, default=1.0, metavar="F",
+                   help="multiply the targets' chroma by F before the loss (DDColor: 1.2): more colourful "
+                        "predictions at some cost in accuracy; the bin prior is estimated on the boosted targets "
+                        "(default 1: off)")
     g.add_argument("--prior-images", type=positive_int, default=500,
                    help="training images used to estimate the ab bin prior")
     g.add_argument("--temperature", type=positive_float, default=None,
@@ -337,20 +350,25 @@ def build_criterion(args: argparse.Namespace, expert: Expert, train_set: Dataset
         return create_loss(loss)
     prior = None
     if estimate_prior and args.rebalance_lambda < 1.0:
-        prior = estimate_prior_from(train_set, expert, args.prior_images, args.batch_size, args.workers, args.seed)
-    return create_loss(loss, centers=expert.bin_centers, prior=prior, lam=args.rebalance_lambda)
+        prior = estimate_prior_from(train_set, expert, args.prior_images, args.batch_size, args.workers, args.seed,
+                                    chroma_boost=args.chroma_boost)
+    criterion = create_loss(loss, centers=expert.bin_centers, prior=prior, lam=args.rebalance_lambda)
+    return criterion if args.chroma_boost == 1 else ChromaBoostLoss(criterion, args.chroma_boost)
 
 
 def estimate_prior_from(
-    train_set: Dataset, expert: Expert, n_images: int, batch_size: int, workers: int, seed: int
+    train_set: Dataset, expert: Expert, n_images: int, batch_size: int, workers: int, seed: int,
+    chroma_boost: float = 1.0,
 ) -> torch.Tensor:
-    """The smoothed ab bin prior over ``n_images`` seeded training samples, at the raw output size."""
+    """The smoothed ab bin prior over ``n_images`` seeded training samples (their chroma multiplied by
+    ``chroma_boost``, as the loss will see them), at the raw output size."""
     n = min(n_images, len(train_set))
     idx = sorted(torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed + 7)).tolist()[:n])
     loader = DataLoader(Subset(train_set, idx), batch_size=batch_size, num_workers=workers)
     with torch.no_grad():
         size = expert.raw(torch.zeros(1, 1, expert.config.resolution, expert.config.resolution)).shape[-2:]
-    return estimate_bin_prior((pool_target(ab, size) for _, ab in loader), expert.bin_centers * 110.0)
+    return estimate_bin_prior((pool_target(boost_chroma(ab, chroma_boost), size) for _, ab in loader),
+                              expert.bin_centers * 110.0)
 
 
 def make_evaluator(args: argparse.Namespace, val_set: Dataset, dist) -> Any:
@@ -423,7 +441,9 @@ def build(args: argparse.Namespace, dist: DistInfo) -> TrainingRun:
     if args.distill_from:
         model = DistilledExpert(expert, _load_teacher(args, expert))
         criterion = DistillationLoss(criterion, expert.bin_centers.shape[0], args.distill_weight)
-    base_criterion = getattr(criterion, "base", criterion)
+    base_criterion = criterion
+    while hasattr(base_criterion, "base"):  # through the distillation and chroma-boost wrappers
+        base_criterion = base_criterion.base
 
     def save(result: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
         final = result["history"][-1] if result["history"] else {}

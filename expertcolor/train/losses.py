@@ -15,6 +15,9 @@ Both take the target as ``ab (B, 2, H, W)``, or as ``(B, 3, H, W)`` whose third 
 weight in ``[0, 1]`` (routing-aware training, ``train-expert --route-labels``): the loss is then the
 weighted mean over pixels, so pixels routed to another expert (weight 0) teach this one nothing.
 
+Wrappers: :class:`ChromaBoostLoss` saturates the targets before a loss (``train-expert --chroma-boost``);
+:class:`DistillationLoss` adds a pull toward a teacher's bin distribution (``--distill-from``).
+
 The segmenter's loss: ``seg_ce`` (:class:`SegLoss`), cross-entropy over label maps with
 ``ignore_index=255`` and optional class weights.
 """
@@ -38,6 +41,8 @@ __all__ = [
     "loss_head",
     "SoftEncodedCELoss",
     "DistillationLoss",
+    "ChromaBoostLoss",
+    "boost_chroma",
     "RegressionLoss",
     "SegLoss",
     "pool_target",
@@ -119,6 +124,26 @@ def split_pixel_weights(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     if target.shape[1] == 2:
         return target, None
     return target[:, :2], target[:, 2:]
+
+
+def boost_chroma(target: torch.Tensor, factor: float) -> torch.Tensor:
+    """Scale the ab channels of a target by ``factor`` (more saturated for ``factor > 1``), leaving
+    L's hue angles and any per-pixel weight channel as they are.
+
+    Args:
+        target: ab ``(B, 2, H, W)`` in Lab units, or ab + weight ``(B, 3, H, W)``.
+        factor: chroma multiplier, > 0 (1 returns ``target`` itself).
+
+    Raises:
+        ValueError: for a factor that is not positive and finite, or a target of another shape.
+    """
+    if not (factor > 0 and factor < float("inf")):
+        raise ValueError(f"chroma boost factor must be positive and finite, got {factor}")
+    ab, weight = split_pixel_weights(target)
+    if factor == 1:
+        return target
+    ab = ab * factor
+    return ab if weight is None else torch.cat([ab, weight], dim=1)
 
 
 def _weighted_mean(per_pixel: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -357,3 +382,24 @@ class DistillationLoss(nn.Module):
         kl = (log_t.exp() * (log_t - log_s)).sum(dim=1).mean()
         return self.base(student, target) + self.weight * kl
 
+
+class ChromaBoostLoss(nn.Module):
+    """A loss whose targets' chroma is multiplied by ``factor`` first (DDColor trains on targets
+    saturated by 1.2): the expert learns more saturated colours than the photos hold, which trades
+    some accuracy for colourfulness at the source instead of at decoding.
+
+    Args:
+        base: the loss on the (boosted) targets.
+        factor: chroma multiplier, > 0.
+
+    Forward:
+        the base loss's prediction and target (``(B, 2, H, W)`` or ``(B, 3, H, W)``) -> scalar loss.
+    """
+
+    def __init__(self, base: nn.Module, factor: float) -> None:
+        super().__init__()
+        boost_chroma(torch.zeros(1, 2, 1, 1), factor)  # validates the factor
+        self.base, self.factor = base, float(factor)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.base(pred, boost_chroma(target, self.factor))

@@ -183,3 +183,44 @@ def test_distillation_adds_the_kl_to_the_teacher_and_is_zero_when_they_agree() -
     assert other > same
     with pytest.raises(ValueError, match="channels"):
         loss(student, target)
+
+
+def test_boost_chroma_scales_ab_only_and_keeps_hue() -> None:
+    from expertcolor.train.losses import boost_chroma
+
+    ab = torch.tensor([[30.0, -40.0], [0.0, 10.0]]).T.reshape(1, 2, 1, 2)  # pixels (30, 0) and (-40, 10)
+    weight = torch.tensor([0.0, 1.0]).reshape(1, 1, 1, 2)
+    out = boost_chroma(torch.cat([ab, weight], 1), 1.2)
+    assert torch.allclose(out[:, :2], torch.tensor([[36.0, -48.0], [0.0, 12.0]]).T.reshape(1, 2, 1, 2))
+    assert torch.equal(out[:, 2:], weight)  # routing weights untouched
+    hue = torch.atan2(ab[:, 1], ab[:, 0])
+    assert torch.allclose(torch.atan2(out[:, 1], out[:, 0]), hue)
+    assert boost_chroma(ab, 1) is ab
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="positive and finite"):
+            boost_chroma(ab, bad)
+    with pytest.raises(ValueError, match="target must be"):
+        boost_chroma(torch.zeros(1, 4, 2, 2), 1.2)
+
+
+def test_chroma_boost_loss_scores_the_boosted_target_and_prefers_more_colour() -> None:
+    from expertcolor.train.losses import ChromaBoostLoss
+
+    base = SoftEncodedCELoss(CENTERS)
+    centers = base.centers_ab
+    target = torch.zeros(1, 2, 4, 4)
+    target[:, 0], target[:, 1] = 30.0, 20.0
+    boosted = ChromaBoostLoss(base, 1.5)
+
+    def logits_at(ab: tuple[float, float]) -> torch.Tensor:  # confident on the bin nearest to ab
+        q = ((centers - torch.tensor(ab)) ** 2).sum(1).argmin()
+        lg = torch.full((1, centers.shape[0], 4, 4), -10.0)
+        lg[:, q] = 10.0
+        return lg
+
+    assert torch.allclose(boosted(logits_at((30, 20)), target), base(logits_at((30, 20)), target * 1.5))
+    # the boosted loss prefers the prediction 1.5x as saturated; the plain loss the true colour
+    assert boosted(logits_at((45, 30)), target) < boosted(logits_at((30, 20)), target)
+    assert base(logits_at((30, 20)), target) < base(logits_at((45, 30)), target)
+    with pytest.raises(ValueError, match="positive"):
+        ChromaBoostLoss(base, 0)

@@ -225,6 +225,31 @@ def test_distill_from_pulls_toward_the_teacher_and_saves_the_student_only(tiny_f
         _run(_args(tiny_folder, tmp_path / "x", "--distill-from", str(tmp_path / "reg")))
 
 
+def test_chroma_boost_trains_on_saturated_targets_and_must_match_on_resume(tiny_folder: Path, tmp_path: Path) -> None:
+    from expertcolor.train.losses import ChromaBoostLoss
+
+    plain, boosted = tmp_path / "plain", tmp_path / "boosted"
+    _run(_args(tiny_folder, plain, "--epochs", "1", "--max-images", "8"))
+    r = _run(_args(tiny_folder, boosted, "--epochs", "1", "--max-images", "8", "--chroma-boost", "1.5",
+                   "--stop-after-steps", "1"))
+    assert r["stopped"]
+    assert json.loads((boosted / "args.json").read_text())["chroma_boost"] == 1.5
+    # The bin prior is estimated on the boosted targets: more of its mass lies far from grey.
+    radius = SoftEncodedCELoss(Expert.from_pretrained(plain / "expert").bin_centers).centers_ab.norm(dim=1)
+    prior_plain = load_checkpoint(plain / "checkpoint.pt")["criterion"]["prior"]
+    prior_boosted = load_checkpoint(boosted / "checkpoint.pt")["criterion"]["base.prior"]
+    assert (prior_boosted * radius).sum() > (prior_plain * radius).sum() * 1.3
+    with pytest.raises(ValueError, match="--chroma-boost 1.5"):
+        _run(_args(tiny_folder, boosted, "--epochs", "1", "--max-images", "8", "--resume"))
+    _run(_args(tiny_folder, boosted, "--epochs", "1", "--max-images", "8", "--chroma-boost", "1.5", "--resume"))
+    expert = Expert.from_pretrained(boosted / "expert")  # the rebalancing weights still reach the expert
+    assert expert.has_rebalance_weights
+    assert torch.allclose(expert.rebalance_log_weights.exp(),
+                          load_checkpoint(boosted / "checkpoint.pt")["criterion"]["base.weights"], rtol=1e-5)
+    args = train_expert.get_args_parser().parse_args(_args(tiny_folder, tmp_path / "c", "--chroma-boost", "1.2"))
+    assert isinstance(train_expert.build_criterion(args, expert, [], estimate_prior=False), ChromaBoostLoss)
+
+
 def test_lineage_budget_adds_up_across_fine_tuning(tiny_folder: Path, tmp_path: Path) -> None:
     from expertcolor.experts import create_expert
     from expertcolor.modeling import sha256_file
