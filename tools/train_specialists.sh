@@ -27,6 +27,7 @@
 #                   images behind it, g_e 187.0k; g_e4 adds 62.6k to the same start (4 epochs); started 2026-12-02
 #   H  faces_h0     faces branched like birds_e0 (same start, same budget as g_e): face crops, the 6.6k more
 #                   face crops and the people photos, the rest of the shipped union replayed at 0.1
+#   I  birds_i12    birds_e0 again with targets saturated by 1.2 (--chroma-boost): the colourfulness lever
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
@@ -145,6 +146,9 @@ face_union=(--dataset folder folder folder cub folder folder folder --root "$D/f
             "$S/extra/people/images" "$D/birds" "$D/animals" "$D/places" "$S/extra/imagenet/images")
 stage faces_h0 expertcolor train-expert --name faces "${face_union[@]}" --root-weight 1 1 1 0.1 0.1 0.1 0.1 \
     --max-images 15670 --epochs 2 --init-from "$G0" --lr 3e-4
+# I (2026-12-02, fifth session): birds_e0's run with its targets' chroma multiplied by 1.2 (DDColor's
+# recipe), to compare the accuracy / colourfulness trade-off with the one decoding gives.
+stage birds_i12 expertcolor train-expert "${bird_e[@]}" --chroma-boost 1.2
 
 # Evaluation of B, each step skipped when its output exists. The routed model: the three experts
 # and g_union as the background (places) expert, with the shipped segmenter; both arms decoded as
@@ -241,4 +245,16 @@ for m in birds birds+faces; do
       --merge "$merge" --compare expert:faces --out "$R/h_eval/val_scenes_$m"
   [ -d "$R/h_eval/mixed_$m" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
       --model "$R/h_model" --merge "$merge" --compare expert:faces --out "$R/h_eval/mixed_$m"
+done
+# Evaluation of I: birds_i12 against birds_e0 on the 400 CUB test photos (the birds expert alone), decoded
+# as shipped (prior correction 0.5), and routed (context, birds) at prior correction 0.25, 0.5, 0.75.
+assemble "$R/i_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/birds_i12/expert"
+[ -d "$R/i_eval/in_domain" ] || python tools/in_domain.py --model "$R/i_model" --data "$D" --n 400 \
+    --experts birds --out "$R/i_eval/in_domain"
+for v in e0 i; do
+  for a in 0.25 0.5 0.75; do
+    [ -d "$R/i_eval/${v}_pc$a" ] || expertcolor evaluate --images "$R/i_eval/in_domain/birds/photos" \
+        --model "$R/${v}_model" --merge context:strength=1,subjects=birds --prior-correction $a --compare routed \
+        --out "$R/i_eval/${v}_pc$a"
+  done
 done
