@@ -254,7 +254,7 @@ assemble "$R/i_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/bird
 for v in e0 i; do
   for a in 0.25 0.5 0.75; do
     [ -d "$R/i_eval/${v}_pc$a" ] || expertcolor evaluate --images "$R/i_eval/in_domain/birds/photos" \
-        --model "$R/${v}_model" --merge context:strength=1,subjects=birds --prior-correction $a --compare routed \
+        --model "$R/${v}_model" --merge context:strength=1,subjects=birds,drop_share=0.01 --prior-correction $a --compare routed \
         --out "$R/i_eval/${v}_pc$a"
   done
 done
