@@ -28,6 +28,8 @@
 #   H  faces_h0     faces branched like birds_e0 (same start, same budget as g_e): face crops, the 6.6k more
 #                   face crops and the people photos, the rest of the shipped union replayed at 0.1
 #   I  birds_i12    birds_e0 again with targets saturated by 1.2 (--chroma-boost): the colourfulness lever
+#   J  faces_h1     faces_h0 with the people photos drawn 3x (as the shipped faces expert draws them):
+#                   faces_h0 won at home but lost on people in scenes; planned for the next session
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
@@ -149,6 +151,10 @@ stage faces_h0 expertcolor train-expert --name faces "${face_union[@]}" --root-w
 # I (2026-12-02, fifth session): birds_e0's run with its targets' chroma multiplied by 1.2 (DDColor's
 # recipe), to compare the accuracy / colourfulness trade-off with the one decoding gives.
 stage birds_i12 expertcolor train-expert "${bird_e[@]}" --chroma-boost 1.2
+# J (planned 2026-12-02 for the sixth session): faces_h0 beat g_e on face crops (-0.14) but made the
+# held-out people photos worse (+0.11); the people photos drawn 3x, as the shipped faces expert has them.
+stage faces_h1 expertcolor train-expert --name faces "${face_union[@]}" --root-weight 1 1 3 0.1 0.1 0.1 0.1 \
+    --max-images 15670 --epochs 2 --init-from "$G0" --lr 3e-4
 
 # Evaluation of B, each step skipped when its output exists. The routed model: the three experts
 # and g_union as the background (places) expert, with the shipped segmenter; both arms decoded as
@@ -258,3 +264,11 @@ for v in e0 i; do
         --out "$R/i_eval/${v}_pc$a"
   done
 done
+# Evaluation of J: as H's, with the shipped merge.
+assemble "$R/j_model" "$SHIPPED"/default/experts/{birds,animals,places} "$R/faces_h1/expert"
+[ -d "$R/j_eval/in_domain_arm" ] || python tools/in_domain.py --model "$R/j_model" --data "$D" --n 400 \
+    --experts faces --generalist "$R/f_generalist" --out "$R/j_eval/in_domain_arm"
+[ -d "$R/j_eval/val_scenes" ] || expertcolor evaluate --images "$R/val_scenes" --model "$R/j_model" \
+    --merge context:strength=1,subjects=birds,drop_share=0.01 --compare routed --out "$R/j_eval/val_scenes"
+[ -d "$R/j_eval/mixed" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
+    --model "$R/j_model" --merge context:strength=1,subjects=birds,drop_share=0.01 --compare routed --out "$R/j_eval/mixed"
