@@ -29,7 +29,7 @@
 #                   face crops and the people photos, the rest of the shipped union replayed at 0.1
 #   I  birds_i12    birds_e0 again with targets saturated by 1.2 (--chroma-boost): the colourfulness lever
 #   J  faces_h1     faces_h0 with the people photos drawn 3x (as the shipped faces expert draws them):
-#                   faces_h0 won at home but lost on people in scenes; planned for the next session
+#                   faces_h0 won at home but lost on people in scenes; run 2026-12-02, to ship next
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
@@ -151,7 +151,7 @@ stage faces_h0 expertcolor train-expert --name faces "${face_union[@]}" --root-w
 # I (2026-12-02, fifth session): birds_e0's run with its targets' chroma multiplied by 1.2 (DDColor's
 # recipe), to compare the accuracy / colourfulness trade-off with the one decoding gives.
 stage birds_i12 expertcolor train-expert "${bird_e[@]}" --chroma-boost 1.2
-# J (planned 2026-12-02 for the sixth session): faces_h0 beat g_e on face crops (-0.14) but made the
+# J (2026-12-02, fifth session; ship it next): faces_h0 beat g_e on face crops (-0.14) but made the
 # held-out people photos worse (+0.11); the people photos drawn 3x, as the shipped faces expert has them.
 stage faces_h1 expertcolor train-expert --name faces "${face_union[@]}" --root-weight 1 1 3 0.1 0.1 0.1 0.1 \
     --max-images 15670 --epochs 2 --init-from "$G0" --lr 3e-4
