@@ -48,8 +48,6 @@ _MUST_MATCH_WHY = {
     "chroma_boost": "the loss and its bin prior were built for it",
 }
 RESUME_MUST_MATCH = tuple(_MUST_MATCH_WHY)
-#: Options only one command has (train-expert), recorded only by its runs.
-_RECORDED_WHEN_PRESENT = ("chroma_boost",)
 #: Options that may change on resume (with a warning: the run is then no longer exact).
 RESUME_MAY_CHANGE = ("lr", "weight_decay", "warmup_steps", "epochs", "seed", "resolution", "max_images")
 
@@ -129,11 +127,9 @@ def remove_stale_checkpoint_temps(path: str | os.PathLike) -> list[Path]:
 
 
 def recorded_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The options a checkpoint records for :func:`resume_changes` (:data:`RESUME_MUST_MATCH` and
-    :data:`RESUME_MAY_CHANGE`; ``None`` for an option ``args`` lacks, except the one-command options
-    of :data:`_RECORDED_WHEN_PRESENT`, so other commands' checkpoints keep their format)."""
-    return {k: getattr(args, k, None) for k in (*RESUME_MUST_MATCH, *RESUME_MAY_CHANGE)
-            if k not in _RECORDED_WHEN_PRESENT or hasattr(args, k)}
+    """The options a checkpoint records for :func:`resume_changes`: those of :data:`RESUME_MUST_MATCH`
+    and :data:`RESUME_MAY_CHANGE` that ``args`` has (``--chroma-boost`` is train-expert's only)."""
+    return {k: getattr(args, k) for k in (*RESUME_MUST_MATCH, *RESUME_MAY_CHANGE) if hasattr(args, k)}
 
 
 def resume_changes(

@@ -126,6 +126,11 @@ def split_pixel_weights(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return target[:, :2], target[:, 2:]
 
 
+def _check_boost(factor: float) -> None:
+    if not (factor > 0 and factor < float("inf")):
+        raise ValueError(f"chroma boost factor must be positive and finite, got {factor}")
+
+
 def boost_chroma(target: torch.Tensor, factor: float) -> torch.Tensor:
     """Scale the ab channels of a target by ``factor`` (more saturated for ``factor > 1``), leaving
     L's hue angles and any per-pixel weight channel as they are.
@@ -137,8 +142,7 @@ def boost_chroma(target: torch.Tensor, factor: float) -> torch.Tensor:
     Raises:
         ValueError: for a factor that is not positive and finite, or a target of another shape.
     """
-    if not (factor > 0 and factor < float("inf")):
-        raise ValueError(f"chroma boost factor must be positive and finite, got {factor}")
+    _check_boost(factor)
     ab, weight = split_pixel_weights(target)
     if factor == 1:
         return target
@@ -398,7 +402,7 @@ class ChromaBoostLoss(nn.Module):
 
     def __init__(self, base: nn.Module, factor: float) -> None:
         super().__init__()
-        boost_chroma(torch.zeros(1, 2, 1, 1), factor)  # validates the factor
+        _check_boost(factor)
         self.base, self.factor = base, float(factor)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
