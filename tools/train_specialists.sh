@@ -161,6 +161,7 @@ stage faces_h1 expertcolor train-expert --name faces "${face_union[@]}" --root-w
 # the shipped defaults are (temperature 0.5, prior correction 0.5).
 [ "$status" = 1 ] && exit 0
 SEG=${SEG:-expertcolor/pretrained/default/segmenter}
+MERGE=context:strength=1,subjects=birds,drop_share=0.01  # the shipped merge
 as_expert() {  # as_expert SRC NAME OUT: a copy of an expert under another name, decoded as shipped
   [ -d "$3" ] || python -c "import dataclasses, sys, torch; from expertcolor import Expert
 e = Expert.from_pretrained(sys.argv[1]).with_prior_correction(0.5)
@@ -239,14 +240,13 @@ as_expert "$R/g_e4/expert" generalist "$R/g_generalist"
     --model "$SHIPPED/default" --generalist "$R/g_generalist" --compare generalist --out "$R/g_eval/mixed_soft"
 [ -d "$R/g_eval/in_domain" ] || python tools/in_domain.py --model "$SHIPPED/default" --data "$D" --n 400 \
     --generalist "$R/g_generalist" --out "$R/g_eval/in_domain"
-echo "== chain done $(date -u +%H:%M:%S); results in $R/*_eval (record them in docs/experiments.md)"
 # Evaluation of H: the shipped model with faces_h0 in its faces slot, against g_e (the same budget) at
 # home, and on the held-out scenes and mixed/ with the shipped merge and with faces among its subjects.
 assemble "$R/h_model" "$SHIPPED"/default/experts/{birds,animals,places} "$R/faces_h0/expert"
 [ -d "$R/h_eval/in_domain_arm" ] || python tools/in_domain.py --model "$R/h_model" --data "$D" --n 400 \
     --experts faces --generalist "$R/f_generalist" --out "$R/h_eval/in_domain_arm"
 for m in birds birds+faces; do
-  merge="context:strength=1,subjects=$m,drop_share=0.01"
+  merge=${MERGE/subjects=birds/subjects=$m}
   [ -d "$R/h_eval/val_scenes_$m" ] || expertcolor evaluate --images "$R/val_scenes" --model "$R/h_model" \
       --merge "$merge" --compare expert:faces --out "$R/h_eval/val_scenes_$m"
   [ -d "$R/h_eval/mixed_$m" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
@@ -260,8 +260,7 @@ assemble "$R/i_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/bird
 for v in e0 i; do
   for a in 0.25 0.5 0.75; do
     [ -d "$R/i_eval/${v}_pc$a" ] || expertcolor evaluate --images "$R/i_eval/in_domain/birds/photos" \
-        --model "$R/${v}_model" --merge context:strength=1,subjects=birds,drop_share=0.01 --prior-correction $a --compare routed \
-        --out "$R/i_eval/${v}_pc$a"
+        --model "$R/${v}_model" --merge "$MERGE" --prior-correction $a --compare routed --out "$R/i_eval/${v}_pc$a"
   done
 done
 # Evaluation of J: as H's, with the shipped merge.
@@ -269,6 +268,7 @@ assemble "$R/j_model" "$SHIPPED"/default/experts/{birds,animals,places} "$R/face
 [ -d "$R/j_eval/in_domain_arm" ] || python tools/in_domain.py --model "$R/j_model" --data "$D" --n 400 \
     --experts faces --generalist "$R/f_generalist" --out "$R/j_eval/in_domain_arm"
 [ -d "$R/j_eval/val_scenes" ] || expertcolor evaluate --images "$R/val_scenes" --model "$R/j_model" \
-    --merge context:strength=1,subjects=birds,drop_share=0.01 --compare routed --out "$R/j_eval/val_scenes"
+    --merge "$MERGE" --compare routed --out "$R/j_eval/val_scenes"
 [ -d "$R/j_eval/mixed" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
-    --model "$R/j_model" --merge context:strength=1,subjects=birds,drop_share=0.01 --compare routed --out "$R/j_eval/mixed"
+    --model "$R/j_model" --merge "$MERGE" --compare routed --out "$R/j_eval/mixed"
+echo "== chain done $(date -u +%H:%M:%S); results in $R/*_eval (record them in docs/experiments.md)"
