@@ -49,7 +49,8 @@ _MUST_MATCH_WHY = {
 }
 RESUME_MUST_MATCH = tuple(_MUST_MATCH_WHY)
 #: Options that may change on resume (with a warning: the run is then no longer exact).
-RESUME_MAY_CHANGE = ("lr", "weight_decay", "warmup_steps", "epochs", "seed", "resolution", "max_images")
+RESUME_MAY_CHANGE = ("lr", "weight_decay", "warmup_steps", "epochs", "seed", "resolution", "max_images",
+                     "colorfulness_weight")
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ def remove_stale_checkpoint_temps(path: str | os.PathLike) -> list[Path]:
 
 def recorded_args(args: argparse.Namespace) -> dict[str, Any]:
     """The options a checkpoint records for :func:`resume_changes`: those of :data:`RESUME_MUST_MATCH`
-    and :data:`RESUME_MAY_CHANGE` that ``args`` has (``--chroma-boost`` is train-expert's only)."""
+    and :data:`RESUME_MAY_CHANGE` that ``args`` has (``--chroma-boost`` and ``--colorfulness-weight`` are
+    train-expert's only)."""
     return {k: getattr(args, k) for k in (*RESUME_MUST_MATCH, *RESUME_MAY_CHANGE) if hasattr(args, k)}
 
 

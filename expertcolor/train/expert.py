@@ -39,6 +39,7 @@ from .command import TrainingRun, run_module, run_training
 from .distributed import DistInfo, reduce_dict, shard_indices
 from .losses import (
     ChromaBoostLoss,
+    ColorfulnessLoss,
     DistillationLoss,
     SoftEncodedCELoss,
     boost_chroma,
@@ -50,6 +51,10 @@ from .losses import (
 from .metrics import color_metrics
 from .options import add_common_args, collect_names, command_line, resolved_args
 from .sampling import cap_dataset
+
+#: (temperature, prior correction) the default models decode with (``expertcolor assemble --temperature 0.5
+#: --prior-correction 0.5``): ``--colorfulness-weight`` scores the colours users will see.
+SHIPPED_DECODING = (0.5, 0.5)
 
 __all__ = ["get_args_parser", "main", "build", "build_datasets", "sample_weights", "route_weight_table", "RawExpert"]
 
@@ -76,6 +81,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="multiply the targets' chroma by F before the loss (DDColor: 1.2): more colourful "
                         "predictions at some cost in accuracy; the bin prior is estimated on the boosted targets "
                         "(default 1: off)")
+    g.add_argument("--colorfulness-weight", type=nonnegative_float, default=0.0, metavar="W",
+                   help="classification: add W x each photo's chroma deficit (how much duller its prediction, decoded "
+                        "at temperature 0.5 and prior correction 0.5 as the defaults ship, is than its target; ab/110) "
+                        "to the loss (default 0: off)")
     g.add_argument("--prior-images", type=positive_int, default=500,
                    help="training images used to estimate the ab bin prior")
     g.add_argument("--temperature", type=positive_float, default=None,
@@ -347,13 +356,21 @@ def build_criterion(args: argparse.Namespace, expert: Expert, train_set: Dataset
         raise ValueError(f"--loss {loss} does not fit --head {args.head}; choose from {list_losses(args.head)}")
     args.loss = loss
     if args.head == "regression":
-        return create_loss(loss)
+        if args.colorfulness_weight:
+            raise ValueError("--colorfulness-weight decodes bin logits: use it with --head classification")
+        criterion = create_loss(loss)
+        return criterion if args.chroma_boost == 1 else ChromaBoostLoss(criterion, args.chroma_boost)
     prior = None
     if estimate_prior and args.rebalance_lambda < 1.0:
         prior = estimate_prior_from(train_set, expert, args.prior_images, args.batch_size, args.workers, args.seed,
                                     chroma_boost=args.chroma_boost)
     criterion = create_loss(loss, centers=expert.bin_centers, prior=prior, lam=args.rebalance_lambda)
-    return criterion if args.chroma_boost == 1 else ChromaBoostLoss(criterion, args.chroma_boost)
+    if args.chroma_boost != 1:
+        criterion = ChromaBoostLoss(criterion, args.chroma_boost)
+    if args.colorfulness_weight:
+        criterion = ColorfulnessLoss(criterion, args.colorfulness_weight, temperature=SHIPPED_DECODING[0],
+                                     prior_correction=SHIPPED_DECODING[1])
+    return criterion
 
 
 def estimate_prior_from(

@@ -16,7 +16,9 @@ weight in ``[0, 1]`` (routing-aware training, ``train-expert --route-labels``): 
 weighted mean over pixels, so pixels routed to another expert (weight 0) teach this one nothing.
 
 Wrappers: :class:`ChromaBoostLoss` saturates the targets before a loss (``train-expert --chroma-boost``);
-:class:`DistillationLoss` adds a pull toward a teacher's bin distribution (``--distill-from``).
+:class:`ColorfulnessLoss` adds a penalty on photos decoded duller than their targets
+(``--colorfulness-weight``); :class:`DistillationLoss` adds a pull toward a teacher's bin distribution
+(``--distill-from``).
 
 The segmenter's loss: ``seg_ce`` (:class:`SegLoss`), cross-entropy over label maps with
 ``ignore_index=255`` and optional class weights.
@@ -42,6 +44,7 @@ __all__ = [
     "SoftEncodedCELoss",
     "DistillationLoss",
     "ChromaBoostLoss",
+    "ColorfulnessLoss",
     "boost_chroma",
     "RegressionLoss",
     "SegLoss",
@@ -407,3 +410,74 @@ class ChromaBoostLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.base(pred, boost_chroma(target, self.factor))
+
+
+class ColorfulnessLoss(nn.Module):
+    """A classification loss plus a penalty on each photo whose decoded colours are duller than its
+    target's: ``weight * mean_b relu(C(target_b) - C(pred_b)) / 110``, with ``C`` a photo's mean chroma
+    ``sqrt(a^2 + b^2)`` in ab units (over its weighted pixels under routing-aware training).
+
+    The prediction is decoded as the shipped experts decode it (annealed mean at ``temperature``
+    after ``prior_correction`` of the rebalancing weights), so the penalty is differentiable and aims
+    at what users see. It is one-sided and per photo: a photo as colourful as its target costs
+    nothing, and the network chooses where to add the colour; the loss keeps it to plausible hues.
+
+    Args:
+        base: the classification loss (a :class:`SoftEncodedCELoss`, possibly inside
+            :class:`ChromaBoostLoss`); its rebalancing weights serve the decoding.
+        weight: the penalty's weight, >= 0.
+        temperature: annealed-mean temperature in ``(0, 1]``.
+        prior_correction: ``alpha`` of the decoding's prior correction, in ``[0, 1]``.
+
+    Forward:
+        logits ``(B, Q, h, w)`` and the target (``(B, 2, H, W)`` ab in Lab units, or ab + per-pixel
+        weight ``(B, 3, H, W)``) -> scalar loss.
+    """
+
+    def __init__(self, base: nn.Module, weight: float, temperature: float = 0.5, prior_correction: float = 0.5) -> None:
+        super().__init__()
+        if not weight >= 0:
+            raise ValueError(f"colourfulness weight must be >= 0, got {weight}")
+        if not 0 < temperature <= 1:
+            raise ValueError(f"temperature must be in (0, 1], got {temperature}")
+        if not 0 <= prior_correction <= 1:
+            raise ValueError(f"prior correction must be in [0, 1], got {prior_correction}")
+        self.base = base
+        if not isinstance(self.ce, SoftEncodedCELoss):
+            raise ValueError("the colourfulness term decodes bin logits: it needs soft_ce or ce (classification)")
+        self.weight, self.temperature = float(weight), float(temperature)
+        self.prior_correction = float(prior_correction)
+
+    @property
+    def ce(self) -> nn.Module:
+        """The innermost loss (through wrappers such as :class:`ChromaBoostLoss`): its bins and weights
+        decode the logits. A property, so its tensors are not a second time in the state dict."""
+        ce = self.base
+        while not isinstance(ce, SoftEncodedCELoss) and hasattr(ce, "base"):
+            ce = ce.base
+        return ce
+
+    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+        """ab ``(B, 2, h, w)`` in Lab units, decoded from bin logits ``(B, Q, h, w)``."""
+        log_w = self.ce.weights.log().view(1, -1, 1, 1)
+        p = torch.softmax((logits.float() - self.prior_correction * log_w) / self.temperature, dim=1)
+        return torch.einsum("bqhw,qc->bchw", p, self.ce.centers_ab)
+
+    def deficit(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per photo ``(B,)``: how much duller the decoded prediction is than the target, in ab/110."""
+        ab, pixel_weight = split_pixel_weights(target)
+        size = logits.shape[-2:]
+        true_c = pool_target(ab.float(), size).pow(2).sum(1).add(1e-6).sqrt()
+        pred_c = self.decode(logits).pow(2).sum(1).add(1e-6).sqrt()
+        if pixel_weight is None:
+            w = torch.ones_like(true_c)
+        else:
+            w = pool_target(pixel_weight.float(), size)[:, 0]
+        n = w.sum((1, 2)).clamp_min(1e-6)
+        return F.relu(((true_c - pred_c) * w).sum((1, 2)) / n) / AB_SCALE
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = self.base(logits, target)
+        if self.weight == 0:
+            return loss
+        return loss + self.weight * self.deficit(logits, target).mean()

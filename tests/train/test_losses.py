@@ -224,3 +224,46 @@ def test_chroma_boost_loss_scores_the_boosted_target_and_prefers_more_colour() -
     assert base(logits_at((30, 20)), target) < base(logits_at((45, 30)), target)
     with pytest.raises(ValueError, match="positive"):
         ChromaBoostLoss(base, 0)
+
+
+def _confident_at(centers: torch.Tensor, ab: tuple[float, float], size: int = 4) -> torch.Tensor:
+    """Logits confident on the bin nearest to ``ab`` at every pixel."""
+    q = ((centers - torch.tensor(ab)) ** 2).sum(1).argmin()
+    lg = torch.full((1, centers.shape[0], size, size), -30.0)
+    lg[:, q] = 30.0
+    return lg
+
+
+def test_colorfulness_loss_penalises_only_duller_predictions_by_their_chroma_deficit() -> None:
+    from expertcolor.train.losses import ChromaBoostLoss, ColorfulnessLoss
+
+    base = SoftEncodedCELoss(CENTERS)  # uniform prior: decoding's prior correction changes nothing
+    loss = ColorfulnessLoss(base, weight=2.0)
+    centers = base.centers_ab
+    target = torch.zeros(1, 2, 4, 4)
+    target[:, 0], target[:, 1] = 30.0, 40.0  # chroma 50
+    grey, vivid = _confident_at(centers, (0, 0)), _confident_at(centers, (60, 80))
+    q_grey = centers[((centers - torch.tensor([0.0, 0.0])) ** 2).sum(1).argmin()].norm()
+    # the deficit is 50 minus the decoded chroma (the grey bin's centre), in ab/110 units
+    assert torch.allclose(loss.deficit(grey, target), ((50 - q_grey) / 110).reshape(1), atol=1e-4)
+    assert torch.allclose(loss(grey, target), base(grey, target) + 2 * (50 - q_grey) / 110, atol=1e-4)
+    assert loss.deficit(vivid, target).item() == 0  # one-sided: more colour than the target is free
+    assert torch.allclose(loss(vivid, target), base(vivid, target))
+    # per-pixel weights (routing-aware training): only the weighted pixels' chroma counts
+    half = target.clone()
+    half[..., 2:] = 0.0
+    w = torch.zeros(1, 1, 4, 4)
+    w[..., :2] = 1.0
+    assert torch.allclose(loss.deficit(grey, torch.cat([half, w], 1)), loss.deficit(grey, target), atol=1e-5)
+    # a gradient step on the penalty alone makes a dull, uncertain prediction more colourful
+    g = (grey / 60).requires_grad_(True)
+    before = loss.deficit(g, target)
+    loss.deficit(g, target).sum().backward()
+    assert loss.deficit(g.detach() - 50 * g.grad, target) < before
+    # through a chroma-boost wrapper it finds the CE's bins; it needs bin logits
+    assert ColorfulnessLoss(ChromaBoostLoss(base, 1.2), 1.0).ce is base
+    with pytest.raises(ValueError, match="soft_ce or ce"):
+        ColorfulnessLoss(torch.nn.MSELoss(), 1.0)
+    for bad in ({"weight": -1.0}, {"weight": 1.0, "temperature": 0.0}, {"weight": 1.0, "prior_correction": 2.0}):
+        with pytest.raises(ValueError):
+            ColorfulnessLoss(base, **bad)

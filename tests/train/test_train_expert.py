@@ -250,6 +250,29 @@ def test_chroma_boost_trains_on_saturated_targets_and_must_match_on_resume(tiny_
     assert isinstance(train_expert.build_criterion(args, expert, [], estimate_prior=False), ChromaBoostLoss)
 
 
+def test_colorfulness_weight_adds_the_chroma_penalty_and_may_change_on_resume(
+    tiny_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from expertcolor.train.losses import ColorfulnessLoss
+
+    out = tmp_path / "vivid"
+    r = _run(_args(tiny_folder, out, "--epochs", "1", "--max-images", "8", "--colorfulness-weight", "2",
+                   "--stop-after-steps", "1"))
+    assert r["stopped"]
+    assert json.loads((out / "args.json").read_text())["colorfulness_weight"] == 2
+    assert set(load_checkpoint(out / "checkpoint.pt")["criterion"]) == {"base.centers_ab", "base.prior", "base.weights"}
+    with caplog.at_level("WARNING"):  # a new weight is allowed on resume, with a warning
+        _run(_args(tiny_folder, out, "--epochs", "1", "--max-images", "8", "--colorfulness-weight", "1", "--resume"))
+    assert "--colorfulness-weight changed from 2.0 to 1.0" in caplog.text
+    assert Expert.from_pretrained(out / "expert").has_rebalance_weights  # found through the wrapper
+    args = train_expert.get_args_parser().parse_args(_args(tiny_folder, tmp_path / "c", "--colorfulness-weight", "1",
+                                                           "--chroma-boost", "1.2"))
+    criterion = train_expert.build_criterion(args, Expert.from_pretrained(out / "expert"), [], estimate_prior=False)
+    assert isinstance(criterion, ColorfulnessLoss) and criterion.weight == 1
+    with pytest.raises(ValueError, match="--colorfulness-weight .*--head classification"):
+        _run(_args(tiny_folder, tmp_path / "r", "--head", "regression", "--colorfulness-weight", "1"))
+
+
 def test_lineage_budget_adds_up_across_fine_tuning(tiny_folder: Path, tmp_path: Path) -> None:
     from expertcolor.experts import create_expert
     from expertcolor.modeling import sha256_file
