@@ -231,3 +231,15 @@ expertcolor assemble --segmenter "$R/segmenter_hr/segmenter" --out "$R/default_m
     --expert "$R/faces_u/expert" "$R/birds_e0/expert" "$R/animals_r/expert" "$R/places_u2g/expert" \
     --temperature 0.5 --prior-correction 0.5 --merge context:strength=1,subjects=birds,drop_share=0.01
 ship_generalist "$R/generalist_e" "$R/generalist_model_r10"
+# Eleventh round (shipped faces expert; issue 23, stage J of tools/train_specialists.sh): the faces expert
+# branched from the same start as birds_e0 on 3.4 times the face crops (shared/data/more/faces) and the
+# people photos drawn 3x, the rest of the shipped union replayed at 0.1, capped at 15,670 photos an epoch so
+# that its budget is generalist_e's (2 epochs: 31.3 k images).
+face_union=(--dataset folder folder folder cub folder folder folder --root "$D/faces" "$M/faces"
+            "$S/extra/people/images" "$D/birds" "$D/animals" "$D/places" "$S/extra/imagenet/images")
+run faces_h1 expertcolor train-expert --name faces "${face_union[@]}" --root-weight 1 1 3 0.1 0.1 0.1 0.1 \
+    --max-images 15670 --epochs 2 --init-from "$R/generalist_model_r" --lr 3e-4
+# The shipped model directory (expertcolor/pretrained/default).
+expertcolor assemble --segmenter "$R/segmenter_hr/segmenter" --out "$R/default_model_r11" --fp16 \
+    --expert "$R/faces_h1/expert" "$R/birds_e0/expert" "$R/animals_r/expert" "$R/places_u2g/expert" \
+    --temperature 0.5 --prior-correction 0.5 --merge context:strength=1,subjects=birds,drop_share=0.01

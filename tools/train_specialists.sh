@@ -29,7 +29,11 @@
 #                   face crops and the people photos, the rest of the shipped union replayed at 0.1
 #   I  birds_i12    birds_e0 again with targets saturated by 1.2 (--chroma-boost): the colourfulness lever
 #   J  faces_h1     faces_h0 with the people photos drawn 3x (as the shipped faces expert draws them):
-#                   faces_h0 won at home but lost on people in scenes; run 2026-12-02, to ship next
+#                   faces_h0 won at home but lost on people in scenes; shipped as the faces expert (sixth session)
+#   K  birds_k5     birds_e0 with the colourfulness penalty (--colorfulness-weight 5): the last colour lever
+#
+# ONLY=name[,name...] runs just those stages (and no evaluation): e.g. on a machine whose runs/ is gone,
+# `ONLY=faces_h1 tools/train_specialists.sh` rebuilds the shipped faces expert without stages A-I.
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
@@ -48,8 +52,10 @@ fi
 G=${G:-$G0}
 common=(--workers 1 --threads 2 --no-progress --resume --save-every 100)
 
+ONLY=${ONLY:-}
 stage() {  # stage NAME ARGS...: skip finished runs, continue or start the rest, log to RUNS/NAME.log
   local name=$1; shift
+  if [ -n "$ONLY" ] && [[ ",$ONLY," != *",$name,"* ]]; then return; fi
   if [ -f "$R/$name/done" ]; then echo "== $name: done"; return; fi
   if [ "$status" = 1 ]; then
     local at="not started"
@@ -88,7 +94,7 @@ replay() {  # replay IDX...: the union's root weights with the given roots at 1 
 B_EPOCHS=${B_EPOCHS:-1}  # 2026-12-02: one epoch per branch (23k images) so that stage B fit in a session
 branch=(--init-from "$R/g_union/expert" --lr 3e-4 --epochs "$B_EPOCHS" --dataset "${union_kinds[@]}"
         --root "${union_roots[@]}")
-[ "$status" = 1 ] || [ -f "$R/g_union/done" ] || { echo "g_union unfinished"; exit 0; }
+[ "$status" = 1 ] || [ -n "$ONLY" ] || [ -f "$R/g_union/done" ] || { echo "g_union unfinished"; exit 0; }
 # shellcheck disable=SC2046
 stage faces_b   expertcolor train-expert --name faces   "${branch[@]}" --root-weight $(replay 0 1 2)
 # shellcheck disable=SC2046
@@ -155,6 +161,10 @@ stage birds_i12 expertcolor train-expert "${bird_e[@]}" --chroma-boost 1.2
 # held-out people photos worse (+0.11); the people photos drawn 3x, as the shipped faces expert has them.
 stage faces_h1 expertcolor train-expert --name faces "${face_union[@]}" --root-weight 1 1 3 0.1 0.1 0.1 0.1 \
     --max-images 15670 --epochs 2 --init-from "$G0" --lr 3e-4
+# K (2026-12-02, sixth session): birds_e0's run with a penalty on photos decoded duller than their targets
+# (--colorfulness-weight 5: its gradient about a third of the loss's on CUB photos at the start).
+stage birds_k5 expertcolor train-expert "${bird_e[@]}" --colorfulness-weight 5
+[ -z "$ONLY" ] || { echo "== ONLY=$ONLY trained; no evaluation"; exit 0; }
 
 # Evaluation of B, each step skipped when its output exists. The routed model: the three experts
 # and g_union as the background (places) expert, with the shipped segmenter; both arms decoded as
@@ -271,4 +281,14 @@ assemble "$R/j_model" "$SHIPPED"/default/experts/{birds,animals,places} "$R/face
     --merge "$MERGE" --compare routed --out "$R/j_eval/val_scenes"
 [ -d "$R/j_eval/mixed" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
     --model "$R/j_model" --merge "$MERGE" --compare routed --out "$R/j_eval/mixed"
+# Evaluation of K: as I's, birds_k5 against birds_e0 (the shipped birds expert) also at prior correction 0.
+assemble "$R/k_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/birds_k5/expert"
+[ -d "$R/k_eval/in_domain" ] || python tools/in_domain.py --model "$R/k_model" --data "$D" --n 400 \
+    --experts birds --out "$R/k_eval/in_domain"
+for v in e0 k; do
+  for a in 0 0.25 0.5; do
+    [ -d "$R/k_eval/${v}_pc$a" ] || expertcolor evaluate --images "$R/k_eval/in_domain/birds/photos" \
+        --model "$R/${v}_model" --merge "$MERGE" --prior-correction $a --compare routed --out "$R/k_eval/${v}_pc$a"
+  done
+done
 echo "== chain done $(date -u +%H:%M:%S); results in $R/*_eval (record them in docs/experiments.md)"
