@@ -109,7 +109,7 @@ e.save_pretrained(sys.argv[2], dtype=torch.float16)" "$1/expert" "$2"
 }
 ship_model "$R/default_model" "$R/faces_g/expert" "$R/birds_g/expert" "$R/animals_g/expert" "$R/places_g/expert"
 ship_generalist "$R/generalist_g" "$R/generalist_model"
-# Fourth-round experts (faces, birds, animals shipped; places replaced in the fifth round): each
+# Fourth-round experts (animals shipped; places, birds and faces replaced in rounds five, ten, eleven): each
 # continues the generalist shipped before (the float16 generalist_model above); birds, animals and
 # places learn only from the pixels the routing sends them (--route-labels: the teacher's label maps);
 # the faces expert without --route-labels (faces_r, with them, scored worse on people: ablation). And
@@ -224,7 +224,7 @@ run generalist_e expertcolor train-expert --name generalist --epochs 2 --max-ima
     --root "$D/faces" "$M/faces" "$S/extra/people/images" "$D/animals" "$D/birds" "$M/birds_cub" "$M/birds525" \
            "$D/places" "$M/scenes" "$S/extra/imagenet/images" --root-weight 1 0.5 1 1 1 1 1 1 1 1 \
     --init-from "$R/generalist_model_r" --lr 3e-4
-# The shipped model directory (expertcolor/pretrained/default): the new birds expert, which alone colours
+# The tenth round's model directory (shipped before): the new birds expert, which alone colours
 # the whole of a photo whose main subject is a bird (the context merge; chosen on the domains'
 # validation photos), and the shipped generalist (expertcolor/pretrained/generalist).
 expertcolor assemble --segmenter "$R/segmenter_hr/segmenter" --out "$R/default_model_r10" --fp16 \
