@@ -267,12 +267,16 @@ done
 assemble "$R/i_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/birds_i12/expert"
 [ -d "$R/i_eval/in_domain" ] || python tools/in_domain.py --model "$R/i_model" --data "$D" --n 400 \
     --experts birds --out "$R/i_eval/in_domain"
-for v in e0 i; do
-  for a in 0.25 0.5 0.75; do
-    [ -d "$R/i_eval/${v}_pc$a" ] || expertcolor evaluate --images "$R/i_eval/in_domain/birds/photos" \
-        --model "$R/${v}_model" --merge "$MERGE" --prior-correction $a --compare routed --out "$R/i_eval/${v}_pc$a"
+pc_sweep() {  # pc_sweep OUT PHOTOS "ALPHA..." NAME...: each RUNS/NAME_model routed on PHOTOS at each prior correction
+  local out=$1 photos=$2 alphas=$3 v a; shift 3
+  for v in "$@"; do
+    for a in $alphas; do
+      [ -d "$out/${v}_pc$a" ] || expertcolor evaluate --images "$photos" --model "$R/${v}_model" --merge "$MERGE" \
+          --prior-correction "$a" --compare routed --out "$out/${v}_pc$a"
+    done
   done
-done
+}
+pc_sweep "$R/i_eval" "$R/i_eval/in_domain/birds/photos" "0.25 0.5 0.75" e0 i
 # Evaluation of J: as H's, with the shipped merge.
 assemble "$R/j_model" "$SHIPPED"/default/experts/{birds,animals,places} "$R/faces_h1/expert"
 [ -d "$R/j_eval/in_domain_arm" ] || python tools/in_domain.py --model "$R/j_model" --data "$D" --n 400 \
@@ -281,14 +285,13 @@ assemble "$R/j_model" "$SHIPPED"/default/experts/{birds,animals,places} "$R/face
     --merge "$MERGE" --compare routed --out "$R/j_eval/val_scenes"
 [ -d "$R/j_eval/mixed" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
     --model "$R/j_model" --merge "$MERGE" --compare routed --out "$R/j_eval/mixed"
-# Evaluation of K: as I's, birds_k5 against birds_e0 (the shipped birds expert) also at prior correction 0.
+# Evaluation of K: as I's, birds_k5 against birds_e0 (the shipped birds expert), each over the prior
+# corrections that span the other's colourfulness, and birds_k5 on mixed/.
 assemble "$R/k_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/birds_k5/expert"
 [ -d "$R/k_eval/in_domain" ] || python tools/in_domain.py --model "$R/k_model" --data "$D" --n 400 \
     --experts birds --out "$R/k_eval/in_domain"
-for v in e0 k; do
-  for a in 0 0.25 0.5; do
-    [ -d "$R/k_eval/${v}_pc$a" ] || expertcolor evaluate --images "$R/k_eval/in_domain/birds/photos" \
-        --model "$R/${v}_model" --merge "$MERGE" --prior-correction $a --compare routed --out "$R/k_eval/${v}_pc$a"
-  done
-done
+pc_sweep "$R/k_eval" "$R/k_eval/in_domain/birds/photos" "0 0.25 0.5 0.75" e0
+pc_sweep "$R/k_eval" "$R/k_eval/in_domain/birds/photos" "0.5 0.75 1" k
+[ -d "$R/k_eval/mixed" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
+    --model "$R/k_model" --merge "$MERGE" --compare routed --out "$R/k_eval/mixed"
 echo "== chain done $(date -u +%H:%M:%S); results in $R/*_eval (record them in docs/experiments.md)"
