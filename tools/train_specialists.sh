@@ -30,7 +30,8 @@
 #   I  birds_i12    birds_e0 again with targets saturated by 1.2 (--chroma-boost): the colourfulness lever
 #   J  faces_h1     faces_h0 with the people photos drawn 3x (as the shipped faces expert draws them):
 #                   faces_h0 won at home but lost on people in scenes; shipped as the faces expert (sixth session)
-#   K  birds_k5     birds_e0 with the colourfulness penalty (--colorfulness-weight 5): the last colour lever
+#   K  birds_k5, birds_k1  birds_e0 with the colourfulness penalty (--colorfulness-weight 5 and 1): the last
+#                   colour lever
 #
 # ONLY=name[,name...] runs just those stages (and no evaluation): e.g. on a machine whose runs/ is gone,
 # `ONLY=faces_h1 tools/train_specialists.sh` rebuilds the shipped faces expert without stages A-I.
@@ -164,6 +165,8 @@ stage faces_h1 expertcolor train-expert --name faces "${face_union[@]}" --root-w
 # K (2026-12-02, sixth session): birds_e0's run with a penalty on photos decoded duller than their targets
 # (--colorfulness-weight 5: its gradient about a third of the loss's on CUB photos at the start).
 stage birds_k5 expertcolor train-expert "${bird_e[@]}" --colorfulness-weight 5
+# birds_k5 landed 0.31-0.38 CIEDE2000 off birds_e0's curve at equal colourfulness: the same at weight 1.
+stage birds_k1 expertcolor train-expert "${bird_e[@]}" --colorfulness-weight 1
 [ -z "$ONLY" ] || { echo "== ONLY=$ONLY trained; no evaluation"; exit 0; }
 
 # Evaluation of B, each step skipped when its output exists. The routed model: the three experts
@@ -292,6 +295,8 @@ assemble "$R/k_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/bird
     --experts birds --out "$R/k_eval/in_domain"
 pc_sweep "$R/k_eval" "$R/k_eval/in_domain/birds/photos" "0 0.25 0.5 0.75" e0
 pc_sweep "$R/k_eval" "$R/k_eval/in_domain/birds/photos" "0.5 0.75 1" k
+assemble "$R/k1_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/birds_k1/expert"
+pc_sweep "$R/k_eval" "$R/k_eval/in_domain/birds/photos" "0.5 0.75" k1
 [ -d "$R/k_eval/mixed" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
     --model "$R/k_model" --merge "$MERGE" --compare routed --out "$R/k_eval/mixed"
 echo "== chain done $(date -u +%H:%M:%S); results in $R/*_eval (record them in docs/experiments.md)"
