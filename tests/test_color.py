@@ -129,4 +129,6 @@ def test_gamut_mapping_equals_the_plain_bisection_reference():
         lo, hi = torch.where(fits, mid, lo), torch.where(fits, hi, mid)
     scale = torch.where(ok[:, None], torch.ones_like(lo), lo)
     ref = lab_to_rgb(torch.cat([L, ab * scale], 1))
-    assert torch.allclose(lab_to_rgb_gamut(lab), ref, atol=1e-6)
+    # Same values through differently shaped tensors: SIMD paths round differently (1.8e-6 seen with
+    # AVX-512), far below 8-bit resolution (3.9e-3).
+    assert torch.allclose(lab_to_rgb_gamut(lab), ref, atol=1e-5)
