@@ -14,7 +14,34 @@ from ..color import ab_bin_centers, denormalize_ab, normalize_ab, normalize_l
 from ..modeling import PretrainedModel, load_encoder_weights, run_padded
 from .config import ExpertConfig
 
-__all__ = ["Expert"]
+__all__ = ["Expert", "annealed_mean"]
+
+
+def annealed_mean(
+    logits: torch.Tensor,
+    centers: torch.Tensor,
+    temperature: float,
+    log_weights: torch.Tensor | None = None,
+    prior_correction: float = 0.0,
+) -> torch.Tensor:
+    """ab from bin logits: ``softmax((logits - prior_correction * log_weights) / temperature)``-weighted
+    bin centres (Zhang et al. 2016's annealed mean, after undoing part of the class rebalancing).
+
+    Args:
+        logits: ``(B, Q, h, w)``.
+        centers: bin centres ``(Q, 2)``, in the units the result should have (normalised or ab).
+        temperature: in ``(0, 1]``; 1 is the mean, lower is nearer the mode.
+        log_weights: ``(Q,)`` log of the training's rebalancing weights (needed when ``prior_correction``).
+        prior_correction: how much of the rebalancing to undo, ``[0, 1]``.
+
+    Returns:
+        ``(B, 2, h, w)`` float32.
+    """
+    logits = logits.float()
+    if prior_correction:
+        logits = logits - prior_correction * log_weights.float().view(1, -1, 1, 1)
+    p = torch.softmax(logits / temperature, dim=1)
+    return torch.einsum("bqhw,qc->bchw", p, centers.to(p.dtype))
 
 
 class Expert(PretrainedModel):
@@ -103,12 +130,7 @@ class Expert(PretrainedModel):
         if self.config.head == "regression":
             return raw
         t = self.config.temperature if temperature is None else temperature
-        logits = raw.float()
-        alpha = float(self.config.prior_correction)
-        if alpha:
-            logits = logits - alpha * self.rebalance_log_weights.float().view(1, -1, 1, 1)
-        p = torch.softmax(logits / t, dim=1)
-        return torch.einsum("bqhw,qc->bchw", p, self.bin_centers.to(p.dtype))
+        return annealed_mean(raw, self.bin_centers, t, self.rebalance_log_weights, float(self.config.prior_correction))
 
     @property
     def has_rebalance_weights(self) -> bool:

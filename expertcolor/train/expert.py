@@ -45,6 +45,7 @@ from .losses import (
     boost_chroma,
     create_loss,
     estimate_bin_prior,
+    innermost_loss,
     list_losses,
     pool_target,
 )
@@ -359,12 +360,12 @@ def build_criterion(args: argparse.Namespace, expert: Expert, train_set: Dataset
         if args.colorfulness_weight:
             raise ValueError("--colorfulness-weight decodes bin logits: use it with --head classification")
         criterion = create_loss(loss)
-        return criterion if args.chroma_boost == 1 else ChromaBoostLoss(criterion, args.chroma_boost)
-    prior = None
-    if estimate_prior and args.rebalance_lambda < 1.0:
-        prior = estimate_prior_from(train_set, expert, args.prior_images, args.batch_size, args.workers, args.seed,
-                                    chroma_boost=args.chroma_boost)
-    criterion = create_loss(loss, centers=expert.bin_centers, prior=prior, lam=args.rebalance_lambda)
+    else:
+        prior = None
+        if estimate_prior and args.rebalance_lambda < 1.0:
+            prior = estimate_prior_from(train_set, expert, args.prior_images, args.batch_size, args.workers,
+                                        args.seed, chroma_boost=args.chroma_boost)
+        criterion = create_loss(loss, centers=expert.bin_centers, prior=prior, lam=args.rebalance_lambda)
     if args.chroma_boost != 1:
         criterion = ChromaBoostLoss(criterion, args.chroma_boost)
     if args.colorfulness_weight:
@@ -458,9 +459,7 @@ def build(args: argparse.Namespace, dist: DistInfo) -> TrainingRun:
     if args.distill_from:
         model = DistilledExpert(expert, _load_teacher(args, expert))
         criterion = DistillationLoss(criterion, expert.bin_centers.shape[0], args.distill_weight)
-    base_criterion = criterion
-    while hasattr(base_criterion, "base"):  # through the distillation and chroma-boost wrappers
-        base_criterion = base_criterion.base
+    base_criterion = innermost_loss(criterion)
 
     def save(result: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
         final = result["history"][-1] if result["history"] else {}

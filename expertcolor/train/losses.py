@@ -35,6 +35,7 @@ from torch import nn
 from .._registry import Registry
 from ..color import AB_SCALE
 from ..datasets.segmentation import IGNORE_INDEX
+from ..experts.model import annealed_mean
 
 __all__ = [
     "LOSSES",
@@ -45,6 +46,7 @@ __all__ = [
     "DistillationLoss",
     "ChromaBoostLoss",
     "ColorfulnessLoss",
+    "innermost_loss",
     "boost_chroma",
     "RegressionLoss",
     "SegLoss",
@@ -412,6 +414,14 @@ class ChromaBoostLoss(nn.Module):
         return self.base(pred, boost_chroma(target, self.factor))
 
 
+def innermost_loss(loss: nn.Module) -> nn.Module:
+    """The loss inside any wrappers (:class:`ChromaBoostLoss`, :class:`ColorfulnessLoss`,
+    :class:`DistillationLoss`: each holds the loss it wraps as ``base``)."""
+    while hasattr(loss, "base"):
+        loss = loss.base
+    return loss
+
+
 class ColorfulnessLoss(nn.Module):
     """A classification loss plus a penalty on each photo whose decoded colours are duller than its
     target's: ``weight * mean_b relu(C(target_b) - C(pred_b)) / 110``, with ``C`` a photo's mean chroma
@@ -450,18 +460,14 @@ class ColorfulnessLoss(nn.Module):
 
     @property
     def ce(self) -> nn.Module:
-        """The innermost loss (through wrappers such as :class:`ChromaBoostLoss`): its bins and weights
-        decode the logits. A property, so its tensors are not a second time in the state dict."""
-        ce = self.base
-        while not isinstance(ce, SoftEncodedCELoss) and hasattr(ce, "base"):
-            ce = ce.base
-        return ce
+        """The innermost loss (:func:`innermost_loss`): its bins and weights decode the logits. A property,
+        so its tensors are not a second time in the state dict."""
+        return innermost_loss(self.base)
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
-        """ab ``(B, 2, h, w)`` in Lab units, decoded from bin logits ``(B, Q, h, w)``."""
-        log_w = self.ce.weights.log().view(1, -1, 1, 1)
-        p = torch.softmax((logits.float() - self.prior_correction * log_w) / self.temperature, dim=1)
-        return torch.einsum("bqhw,qc->bchw", p, self.ce.centers_ab)
+        """ab ``(B, 2, h, w)`` in Lab units, decoded from bin logits ``(B, Q, h, w)`` as ``Expert.decode`` does."""
+        ce = self.ce
+        return annealed_mean(logits, ce.centers_ab, self.temperature, ce.weights.log(), self.prior_correction)
 
     def deficit(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per photo ``(B,)``: how much duller the decoded prediction is than the target, in ab/110."""
