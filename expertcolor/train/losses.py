@@ -444,7 +444,7 @@ class ColorfulnessLoss(nn.Module):
         weight ``(B, 3, H, W)``) -> scalar loss.
     """
 
-    def __init__(self, base: nn.Module, weight: float, temperature: float = 0.5, prior_correction: float = 0.5) -> None:
+    def __init__(self, base: nn.Module, weight: float, *, temperature: float, prior_correction: float) -> None:
         super().__init__()
         if not weight >= 0:
             raise ValueError(f"colourfulness weight must be >= 0, got {weight}")

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from expertcolor import create_expert
+from expertcolor.train.expert import SHIPPED_DECODING
 from expertcolor.train.losses import (
     RegressionLoss,
     SegLoss,
@@ -21,6 +22,8 @@ from expertcolor.train.losses import (
     split_pixel_weights,
 )
 from expertcolor.train.metrics import colorfulness, confusion_matrix, group_confusion, iou_from_confusion
+
+SHIPPED = dict(zip(("temperature", "prior_correction"), SHIPPED_DECODING))
 
 CENTERS = create_expert(name="x").bin_centers  # (Q, 2) normalised
 
@@ -238,7 +241,7 @@ def test_colorfulness_loss_penalises_only_duller_predictions_by_their_chroma_def
     from expertcolor.train.losses import ChromaBoostLoss, ColorfulnessLoss
 
     base = SoftEncodedCELoss(CENTERS)  # uniform prior: decoding's prior correction changes nothing
-    loss = ColorfulnessLoss(base, weight=2.0)
+    loss = ColorfulnessLoss(base, weight=2.0, **SHIPPED)
     centers = base.centers_ab
     target = torch.zeros(1, 2, 4, 4)
     target[:, 0], target[:, 1] = 30.0, 40.0  # chroma 50
@@ -261,9 +264,9 @@ def test_colorfulness_loss_penalises_only_duller_predictions_by_their_chroma_def
     loss.deficit(g, target).sum().backward()
     assert loss.deficit(g.detach() - 50 * g.grad, target) < before
     # through a chroma-boost wrapper it finds the CE's bins; it needs bin logits
-    assert ColorfulnessLoss(ChromaBoostLoss(base, 1.2), 1.0).ce is base
+    assert ColorfulnessLoss(ChromaBoostLoss(base, 1.2), 1.0, **SHIPPED).ce is base
     with pytest.raises(ValueError, match="soft_ce or ce"):
-        ColorfulnessLoss(torch.nn.MSELoss(), 1.0)
+        ColorfulnessLoss(torch.nn.MSELoss(), 1.0, **SHIPPED)
     for bad in ({"weight": -1.0}, {"weight": 1.0, "temperature": 0.0}, {"weight": 1.0, "prior_correction": 2.0}):
         with pytest.raises(ValueError):
-            ColorfulnessLoss(base, **bad)
+            ColorfulnessLoss(base, **{**SHIPPED, **bad})
