@@ -167,6 +167,16 @@ stage faces_h1 expertcolor train-expert --name faces "${face_union[@]}" --root-w
 stage birds_k5 expertcolor train-expert "${bird_e[@]}" --colorfulness-weight 5
 # birds_k5 landed 0.31-0.38 CIEDE2000 off birds_e0's curve at equal colourfulness: the same at weight 1.
 stage birds_k1 expertcolor train-expert "${bird_e[@]}" --colorfulness-weight 1
+# L (2026-12-03, seventh session): more budget per branch. The shipped birds and faces experts (birds_e0,
+# faces_h1) each continue on their own data for a second budget of 31,296 images (same roots, weights and
+# schedule as when they branched), and the shipped generalist (g_e) continues on the union by the same
+# budget: each expert and its arm then have G0 + 62.6k images behind them, from the same start.
+stage birds_l expertcolor train-expert --name birds "${bird_union[@]}" --root-weight 0.1 0.1 1 1 1 0.1 0.1 0.1 \
+    --epochs 2 --init-from "$SHIPPED/default/experts/birds" --lr 3e-4
+stage g_l expertcolor train-expert --name generalist --init-from "$SHIPPED/generalist" --lr 3e-4 --epochs 2 \
+    --max-images 15670 --dataset "${union_kinds[@]}" --root "${union_roots[@]}" --root-weight "${union_weights[@]}"
+stage faces_l expertcolor train-expert --name faces "${face_union[@]}" --root-weight 1 1 3 0.1 0.1 0.1 0.1 \
+    --max-images 15670 --epochs 2 --init-from "$SHIPPED/default/experts/faces" --lr 3e-4
 [ -z "$ONLY" ] || { echo "== ONLY=$ONLY trained; no evaluation"; exit 0; }
 
 # Evaluation of B, each step skipped when its output exists. The routed model: the three experts
