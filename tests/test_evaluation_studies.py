@@ -249,6 +249,33 @@ def test_tune_decoding_on_tiny_photos(tiny_data: Path, tiny_model_dir: Path, cap
     assert '"gray_psnr"' in out and "T 1.0: largest prior correction keeping every expert" in out
 
 
+def test_score_decodings_runs_the_network_once_a_photo_and_scores_as_evaluate(tiny_data: Path,
+                                                                              tiny_model_dir: Path) -> None:
+    from expertcolor import ExpertColorizer
+    from expertcolor.evaluation import evaluate
+    from expertcolor.evaluation.loop import list_photos
+
+    model = ExpertColorizer.from_pretrained(tiny_model_dir)
+    expert = model.experts["birds"]
+    before = float(expert.config.temperature)
+    calls = []
+    hook = expert.net.register_forward_hook(lambda *_: calls.append(1))
+    folder = tiny_data / "faces" / "val"
+    grid = [(0.5, 0.0), (1.0, 0.0), (0.25, 0.0)]
+    scores = tune_decoding.score_decodings(model, "birds", folder, grid)
+    hook.remove()
+    photos = len(list_photos(folder))
+    assert len(calls) == photos >= 2  # one forward a photo, not one a photo and cell
+    assert "raw" not in vars(expert) and expert.config.temperature == before  # left as it was
+    for t, a in grid:  # each cell scores what evaluate scores with the expert decoding so
+        expert.with_decoding(temperature=t, prior_correction=a)
+        ref = evaluate(model, folder, variants=["expert:birds"], progress=False)["results"]["expert:birds"]["overall"]
+        assert scores[t, a]["images"] == photos
+        for key in ("ciede2000", "psnr", "cf_ratio"):
+            assert scores[t, a][key] == pytest.approx(ref[key], abs=1e-9)
+    assert scores[0.5, 0.0]["ciede2000"] != scores[1.0, 0.0]["ciede2000"]
+
+
 @pytest.mark.parametrize("script, module", [("paired_bootstrap", stats), ("oracle_routing", oracle),
                                             ("in_domain", in_domain), ("tune_context", tune_context),
                                             ("tune_decoding", tune_decoding)])

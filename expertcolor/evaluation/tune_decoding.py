@@ -5,6 +5,9 @@ domain, spread evenly over the sorted folder (so every class is in), and the scr
 CIEDE2000, PSNR and the colourfulness ratio to the ground truth, per expert and averaged (and
 no colour's PSNR and CIEDE2000 on the same photos).
 
+Each photo's bin logits are computed once and decoded at every grid cell (the network's forward
+dominates a cell's cost), so the grid costs little more than its metrics.
+
 The shipped prior correction is the largest on the grid at which every expert keeps at least half
 of the ground truth's colourfulness (CF ratio >= 0.5) at the shipped temperature: past that,
 CIEDE2000 falls further but the photos turn grey. The script prints that pick for each temperature.
@@ -16,18 +19,24 @@ CIEDE2000 falls further but the photos turn grey. The script prints that pick fo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..colorizer import ExpertColorizer
+from ..experts import Expert
 from .domains import link_validation_photos
-from .loop import evaluate
+from .loop import evaluate, list_photos, load_eval_photo
+from .scores import aggregate, image_metrics
+from .variants import single_expert_colorizer
 
-__all__ = ["pick_prior_correction", "get_args_parser", "main"]
+__all__ = ["pick_prior_correction", "score_decodings", "get_args_parser", "main"]
 
 
 def pick_prior_correction(rows: list[dict], temperature: float, min_cf_ratio: float = 0.5) -> float | None:
@@ -49,6 +58,60 @@ def pick_prior_correction(rows: list[dict], temperature: float, min_cf_ratio: fl
             ok[a] = ok.get(a, True) and r["cf_ratio"] >= min_cf_ratio
     passing = [a for a, good in ok.items() if good]
     return max(passing) if passing else None
+
+
+@contextlib.contextmanager
+def _logits_once(expert: Expert) -> Iterator[None]:
+    """Within the block, :meth:`Expert.raw` returns its last output again when given the same input:
+    a photo decoded at several settings runs the network once."""
+    compute = expert.raw
+    last: list[torch.Tensor] = []  # [input, output] of the last call
+
+    def raw(x: torch.Tensor) -> torch.Tensor:
+        if not (last and last[0].shape == x.shape and torch.equal(last[0], x)):
+            last[:] = [x.clone(), compute(x)]
+        return last[1]
+
+    expert.raw = raw  # an instance attribute shadows the method
+    try:
+        yield
+    finally:
+        del expert.raw
+
+
+def score_decodings(
+    colorizer: ExpertColorizer, name: str, images_dir: str | Path, grid: Sequence[tuple[float, float]]
+) -> dict[tuple[float, float], dict[str, Any]]:
+    """Overall metrics of expert ``name`` colouring every photo of ``images_dir`` alone, at each decoding.
+
+    Each photo is read once and its logits computed once; the expert is left decoding as before.
+
+    Args:
+        colorizer: the model whose expert is scored (its working size and upsampling are used).
+        name: the expert.
+        images_dir: the photos (searched recursively).
+        grid: ``(temperature, prior correction)`` pairs.
+
+    Returns:
+        ``{(temperature, prior correction): overall}``, ``overall`` as in
+        :func:`~expertcolor.evaluation.evaluate`'s ``results[variant]["overall"]``.
+    """
+    expert = colorizer.experts[name]
+    before = (float(expert.config.temperature), float(expert.config.prior_correction))
+    single = single_expert_colorizer(expert, colorizer)
+    per_image: dict[tuple[float, float], dict[str, Any]] = {cell: {} for cell in grid}
+    images_dir = Path(images_dir)
+    try:
+        with _logits_once(expert):
+            for path in list_photos(images_dir):
+                photo = load_eval_photo(path, images_dir, None, 8)
+                for t, a in grid:
+                    expert.with_decoding(temperature=t, prior_correction=a)
+                    out = np.asarray(single.colorize(photo.rgb))[..., :3]
+                    per_image[t, a][photo.name] = image_metrics(out, photo.rgb, lab_gt=photo.lab)
+    finally:
+        expert.with_decoding(*before)
+    return {cell: aggregate(records)["overall"] for cell, records in per_image.items()}
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -81,17 +144,14 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         for name in colorizer.experts:  # the no-colour floor on the same photos
             o = evaluate(colorizer, folders[name], variants=["gray"], progress=False)["results"]["gray"]["overall"]
             print(json.dumps({"expert": name, "gray_psnr": o["psnr"], "gray_ciede2000": o["ciede2000"]}), flush=True)
-        for t in args.temperatures:
-            for a in args.prior_corrections:
-                for name, expert in colorizer.experts.items():
-                    # Expert.config written from outside until Expert has a method for decoding settings.
-                    expert.with_decoding(temperature=t)
-                    expert.with_prior_correction(a)
-                    r = evaluate(colorizer, folders[name], variants=[f"expert:{name}"], progress=False)
-                    o = r["results"][f"expert:{name}"]["overall"]
-                    rows.append({"T": t, "prior_correction": a, "expert": name, "images": o["images"],
-                                 "psnr": o["psnr"], "ciede2000": o["ciede2000"], "cf_ratio": o["cf_ratio"]})
-                    print(json.dumps(rows[-1]), flush=True)
+        grid = [(t, a) for t in args.temperatures for a in args.prior_corrections]
+        scores = {name: score_decodings(colorizer, name, folders[name], grid) for name in colorizer.experts}
+        for t, a in grid:
+            for name in colorizer.experts:
+                o = scores[name][t, a]
+                rows.append({"T": t, "prior_correction": a, "expert": name, "images": o["images"],
+                             "psnr": o["psnr"], "ciede2000": o["ciede2000"], "cf_ratio": o["cf_ratio"]})
+                print(json.dumps(rows[-1]), flush=True)
     print("| T | prior correction | expert | images | PSNR | ΔE00 | CF ratio |\n|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['T']} | {r['prior_correction']} | {r['expert']} | {r['images']} | {r['psnr']:.2f} | "
