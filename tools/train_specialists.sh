@@ -32,9 +32,13 @@
 #                   faces_h0 won at home but lost on people in scenes; shipped as the faces expert (sixth session)
 #   K  birds_k5, birds_k1  birds_e0 with the colourfulness penalty (--colorfulness-weight 5 and 1): the last
 #                   colour lever
+#   L  birds_l, faces_l, g_l  the shipped birds and faces experts and the shipped generalist, each continued by
+#                   a second branch budget (31.3k images): does the at-home margin grow with budget? (seventh
+#                   session: by 0.02-0.05, and only because the generalist stops gaining; not shipped)
 #
 # ONLY=name[,name...] runs just those stages (and no evaluation): e.g. on a machine whose runs/ is gone,
-# `ONLY=faces_h1 tools/train_specialists.sh` rebuilds the shipped faces expert without stages A-I.
+# `ONLY=faces_h1 tools/train_specialists.sh` rebuilds the shipped faces expert without stages A-I;
+# `ONLY=birds_l,g_l,faces_l EVAL=L tools/train_specialists.sh` trains stage L and evaluates it alone.
 set -euo pipefail
 status=0
 if [ "${1:-}" = "--status" ]; then status=1; shift; fi
@@ -177,12 +181,8 @@ stage g_l expertcolor train-expert --name generalist --init-from "$SHIPPED/gener
     --max-images 15670 --dataset "${union_kinds[@]}" --root "${union_roots[@]}" --root-weight "${union_weights[@]}"
 stage faces_l expertcolor train-expert --name faces "${face_union[@]}" --root-weight 1 1 3 0.1 0.1 0.1 0.1 \
     --max-images 15670 --epochs 2 --init-from "$SHIPPED/default/experts/faces" --lr 3e-4
-[ -z "$ONLY" ] || { echo "== ONLY=$ONLY trained; no evaluation"; exit 0; }
 
-# Evaluation of B, each step skipped when its output exists. The routed model: the three experts
-# and g_union as the background (places) expert, with the shipped segmenter; both arms decoded as
-# the shipped defaults are (temperature 0.5, prior correction 0.5).
-[ "$status" = 1 ] && exit 0
+# Evaluation. The helpers first: each evaluation block below uses them.
 SEG=${SEG:-expertcolor/pretrained/default/segmenter}
 MERGE=context:strength=1,subjects=birds,drop_share=0.01  # the shipped merge
 as_expert() {  # as_expert SRC NAME OUT: a copy of an expert under another name, decoded as shipped
@@ -196,6 +196,54 @@ assemble() {  # assemble OUT EXPERT...: a routed model with the shipped segmente
   [ -d "$out" ] || expertcolor assemble --segmenter "$SEG" --expert "$@" --out "$out" --fp16 --temperature 0.5 \
       --prior-correction 0.5
 }
+pc_sweep() {  # pc_sweep OUT PHOTOS "ALPHA..." NAME...: each RUNS/NAME_model routed on PHOTOS at each prior correction
+  local out=$1 photos=$2 alphas=$3 v a; shift 3
+  for v in "$@"; do
+    for a in $alphas; do
+      [ -d "$out/${v}_pc$a" ] || expertcolor evaluate --images "$photos" --model "$R/${v}_model" --merge "$MERGE" \
+          --prior-correction "$a" --compare routed --out "$out/${v}_pc$a"
+    done
+  done
+}
+val_scenes() {  # RUNS/val_scenes: links to the held-out scene photos (SUN, people, ImageNet validation splits)
+  [ -d "$R/val_scenes" ] || python -c "import os, sys
+from pathlib import Path
+from expertcolor.datasets.folder import ImageFolder
+for name, root in zip(('sun', 'people', 'imagenet'), sys.argv[2:]):
+    out = Path(sys.argv[1], name); out.mkdir(parents=True, exist_ok=True)
+    for s in ImageFolder(root, 'val', None, 0.1, 0).samples:
+        os.symlink(Path(s.path).resolve(), out / Path(s.path).name)" "$R/val_scenes" "$M/scenes" "$S/extra/people/images" \
+      "$S/extra/imagenet/images"
+}
+# Evaluation of L: birds_l and faces_l in the shipped model's slots, against g_l (the same budget) at home
+# (and the shipped experts against the shipped generalist on this machine, for the gains), the held-out
+# scenes and mixed/, all with the shipped merge.
+eval_l() {
+  assemble "$R/l_model" "$R/faces_l/expert" "$R/birds_l/expert" "$SHIPPED"/default/experts/{animals,places}
+  as_expert "$R/g_l/expert" generalist "$R/l_generalist"
+  [ -d "$R/l_eval/in_domain" ] || python tools/in_domain.py --model "$R/l_model" --data "$D" --n 400 \
+      --experts faces birds --generalist "$R/l_generalist" --out "$R/l_eval/in_domain"
+  [ -d "$R/l_eval/in_domain_shipped" ] || python tools/in_domain.py --model "$SHIPPED/default" --data "$D" --n 400 \
+      --experts faces birds --out "$R/l_eval/in_domain_shipped"
+  [ -d "$R/l_eval/val_scenes" ] || expertcolor evaluate --images "$R/val_scenes" --model "$R/l_model" \
+      --merge "$MERGE" --generalist "$R/l_generalist" --compare generalist --out "$R/l_eval/val_scenes"
+  [ -d "$R/l_eval/mixed" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
+      --model "$R/l_model" --merge "$MERGE" --generalist "$R/l_generalist" --compare generalist,gray \
+      --out "$R/l_eval/mixed"
+}
+[ "$status" = 1 ] && exit 0
+if [ -n "$ONLY" ]; then  # EVAL=L evaluates stage L alone after training it
+  case "${EVAL:-}" in
+    "") echo "== ONLY=$ONLY trained; no evaluation" ;;
+    L) val_scenes; eval_l ;;
+    *) echo "EVAL=$EVAL: unknown evaluation (L)"; exit 2 ;;
+  esac
+  exit 0
+fi
+
+# Evaluation of B, each step skipped when its output exists. The routed model: the three experts
+# and g_union as the background (places) expert, with the shipped segmenter; both arms decoded as
+# the shipped defaults are (temperature 0.5, prior correction 0.5).
 as_expert "$R/g_union/expert" places "$R/b_places"
 as_expert "$R/g_arm/expert" generalist "$R/b_generalist"
 assemble "$R/b_model" "$R"/{faces_b,birds_b,animals_b}/expert "$R/b_places"
@@ -222,14 +270,7 @@ assemble "$R/c_model" "$R"/{faces_b,birds_b,animals_b}/expert "$R/c_places"
 as_expert "$R/places_d/expert" places "$R/d_places"
 as_expert "$R/g_d/expert" generalist "$R/d_generalist"
 assemble "$R/d_model" "$SHIPPED"/default/experts/{faces,birds,animals} "$R/d_places"
-[ -d "$R/val_scenes" ] || python -c "import os, sys
-from pathlib import Path
-from expertcolor.datasets.folder import ImageFolder
-for name, root in zip(('sun', 'people', 'imagenet'), sys.argv[2:]):
-    out = Path(sys.argv[1], name); out.mkdir(parents=True, exist_ok=True)
-    for s in ImageFolder(root, 'val', None, 0.1, 0).samples:
-        os.symlink(Path(s.path).resolve(), out / Path(s.path).name)" "$R/val_scenes" "$M/scenes" "$S/extra/people/images" \
-    "$S/extra/imagenet/images"
+val_scenes
 [ -d "$R/d_eval/val_scenes" ] || expertcolor evaluate --images "$R/val_scenes" --model "$R/d_model" \
     --generalist "$R/d_generalist" --compare generalist,expert:places --out "$R/d_eval/val_scenes"
 [ -d "$R/d_eval/mixed_soft" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
@@ -280,15 +321,6 @@ done
 assemble "$R/i_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/birds_i12/expert"
 [ -d "$R/i_eval/in_domain" ] || python tools/in_domain.py --model "$R/i_model" --data "$D" --n 400 \
     --experts birds --out "$R/i_eval/in_domain"
-pc_sweep() {  # pc_sweep OUT PHOTOS "ALPHA..." NAME...: each RUNS/NAME_model routed on PHOTOS at each prior correction
-  local out=$1 photos=$2 alphas=$3 v a; shift 3
-  for v in "$@"; do
-    for a in $alphas; do
-      [ -d "$out/${v}_pc$a" ] || expertcolor evaluate --images "$photos" --model "$R/${v}_model" --merge "$MERGE" \
-          --prior-correction "$a" --compare routed --out "$out/${v}_pc$a"
-    done
-  done
-}
 pc_sweep "$R/i_eval" "$R/i_eval/in_domain/birds/photos" "0.25 0.5 0.75" e0 i
 # Evaluation of J: as H's, with the shipped merge.
 assemble "$R/j_model" "$SHIPPED"/default/experts/{birds,animals,places} "$R/faces_h1/expert"
@@ -309,4 +341,5 @@ assemble "$R/k1_model" "$SHIPPED"/default/experts/{faces,animals,places} "$R/bir
 pc_sweep "$R/k_eval" "$R/k_eval/in_domain/birds/photos" "0.5 0.75" k1
 [ -d "$R/k_eval/mixed" ] || expertcolor evaluate --images "$D/mixed/images" --groups "$D/mixed/groups" \
     --model "$R/k_model" --merge "$MERGE" --compare routed --out "$R/k_eval/mixed"
+eval_l
 echo "== chain done $(date -u +%H:%M:%S); results in $R/*_eval (record them in docs/experiments.md)"
