@@ -145,10 +145,10 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
             o = evaluate(colorizer, folders[name], variants=["gray"], progress=False)["results"]["gray"]["overall"]
             print(json.dumps({"expert": name, "gray_psnr": o["psnr"], "gray_ciede2000": o["ciede2000"]}), flush=True)
         grid = [(t, a) for t in args.temperatures for a in args.prior_corrections]
-        scores = {name: score_decodings(colorizer, name, folders[name], grid) for name in colorizer.experts}
-        for t, a in grid:
-            for name in colorizer.experts:
-                o = scores[name][t, a]
+        for name in colorizer.experts:
+            scores = score_decodings(colorizer, name, folders[name], grid)
+            for t, a in grid:
+                o = scores[t, a]
                 rows.append({"T": t, "prior_correction": a, "expert": name, "images": o["images"],
                              "psnr": o["psnr"], "ciede2000": o["ciede2000"], "cf_ratio": o["cf_ratio"]})
                 print(json.dumps(rows[-1]), flush=True)
