@@ -5,8 +5,8 @@ domain, spread evenly over the sorted folder (so every class is in), and the scr
 CIEDE2000, PSNR and the colourfulness ratio to the ground truth, per expert and averaged (and
 no colour's PSNR and CIEDE2000 on the same photos).
 
-Each photo's bin logits are computed once and decoded at every grid cell (the network's forward
-dominates a cell's cost), so the grid costs little more than its metrics.
+Each photo's bin logits are computed once and decoded at every grid cell: the network's forward was
+about half of a cell's cost, the rest is decoding, upsampling and the full-resolution metrics.
 
 The shipped prior correction is the largest on the grid at which every expert keeps at least half
 of the ground truth's colourfulness (CF ratio >= 0.5) at the shipped temperature: past that,
